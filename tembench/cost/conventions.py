@@ -1,0 +1,73 @@
+"""Named counting conventions.
+
+A convention turns the raw per-operator multiply-adds of :mod:`tembench.cost.counter` into one
+number: it leaves out some categories of operator (or whole sub-modules) and scales the sum.
+Papers rarely say which counter they used; each claim in the registry names the convention that
+reproduces it, and ``tembench claims`` shows the ``fvcore`` count beside it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+from tembench.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Convention:
+    name: str
+    description: str
+    factor: int = 1  # 1: one multiply-add = 1 (fvcore, papers' "FLOPs"); 2: true FLOPs
+    exclude_categories: frozenset[str] = frozenset()
+    exclude_modules: tuple[str, ...] = ()  # fnmatch patterns on the module path
+
+    def counts(self, module: str, category: str) -> bool:
+        if category in self.exclude_categories:
+            return False
+        return not any(fnmatchcase(module, pattern) for pattern in self.exclude_modules)
+
+
+CONVENTIONS: dict[str, Convention] = {
+    c.name: c
+    for c in (
+        Convention(
+            "fvcore",
+            "fvcore's per-operator rules, 1 multiply-add = 1 FLOP, attention matmuls counted "
+            "(scaled_dot_product_attention and its fused kernels as their two matmuls).",
+        ),
+        Convention(
+            "fvcore-legacy",
+            "What fvcore 0.1.5 reports on PyTorch 2.x: scaled_dot_product_attention (and its fused "
+            "kernels) and baddbmm are not counted.",
+            exclude_categories=frozenset({"sdpa", "baddbmm"}),
+        ),
+        Convention(
+            "flops",
+            "True FLOPs: 2 x the fvcore multiply-add count (torch FlopCounterMode, DeepSpeed, "
+            "calflops, open_clip profiles).",
+            factor=2,
+        ),
+        Convention(
+            "no-bmm",
+            "fvcore's rules without batched activation-activation matmuls (bmm, baddbmm, attention, "
+            "einsum): what module-hook counters (thop, mmcv) report, and fvcore before bmm support.",
+            exclude_categories=frozenset({"bmm", "baddbmm", "sdpa", "einsum"}),
+        ),
+    )
+}
+
+
+def get_convention(name: str) -> Convention:
+    try:
+        return CONVENTIONS[name]
+    except KeyError:
+        raise UsageError(
+            f"unknown counting convention {name!r}; choose one of: {', '.join(CONVENTIONS)}"
+        ) from None
+
+
+def register_convention(convention: Convention) -> None:
+    """Add a convention (used by model families whose papers count in their own way)."""
+    if convention.name in CONVENTIONS and CONVENTIONS[convention.name] != convention:
+        raise ValueError(f"convention {convention.name!r} is already defined differently")
+    CONVENTIONS[convention.name] = convention

@@ -1,0 +1,19 @@
+"""The library's error types. The CLI turns each into one line on stderr and an exit code."""
+
+
+class TembenchError(Exception):
+    """Base class: a problem the user can act on. The message says what is wrong and what to do."""
+
+    exit_code = 1
+
+
+class UsageError(TembenchError):
+    """Bad input on the command line or to the API: unknown variant, bad frame count, ..."""
+
+    exit_code = 2
+
+
+class RegistryError(TembenchError):
+    """A registry file that cannot be read or does not validate; names the file and the key."""
+
+    exit_code = 2

@@ -1,0 +1,59 @@
+"""VariantSpec -> nn.Module.
+
+Each architecture family is one module (``resnet_video``, ``clip_video``, ``uniformer_video``) that
+exposes ``BACKBONES``, ``TEMPORAL`` (the temporal modules it can host), ``option_defaults(temporal)``
+and ``build(backbone, temporal, options, frames, num_classes)``. Every model takes a clip tensor
+(batch, channels, frames, height, width) and returns logits (batch, classes).
+"""
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+import torch.nn as nn
+
+from tembench.errors import UsageError
+from tembench.registry import VariantSpec, get_variant
+
+ARCHS = {
+    "resnet": "tembench.models.resnet_video",
+    "clip_vit": "tembench.models.clip_video",
+    "uniformer": "tembench.models.uniformer_video",
+}
+
+
+def arch_module(arch: str) -> ModuleType:
+    if arch not in ARCHS:
+        raise KeyError(f"unknown arch {arch!r}; one of {', '.join(ARCHS)}")
+    return importlib.import_module(ARCHS[arch])
+
+
+def check_frames(frames) -> int:
+    if isinstance(frames, bool) or not isinstance(frames, int) or frames <= 0:
+        raise UsageError(f"frames must be a positive integer, got {frames!r}")
+    return frames
+
+
+def build_from_spec(spec: VariantSpec, frames: int | None = None, num_classes: int | None = None,
+                    temporal: bool = True) -> nn.Module:
+    if spec.is_ensemble:
+        raise UsageError(f"{spec.id} is an ensemble of {', '.join(m.variant for m in spec.members)}; "
+                         "build its members instead")
+    frames = check_frames(spec.frames if frames is None else frames)
+    classes = spec.classes if num_classes is None else num_classes
+    if isinstance(classes, bool) or not isinstance(classes, int) or classes <= 0:
+        raise UsageError(f"num_classes must be a positive integer, got {classes!r}")
+    module = arch_module(spec.arch)
+    if temporal:
+        return module.build(spec.backbone, spec.temporal, dict(spec.options), frames, classes)
+    return module.build(spec.backbone, None, {}, frames, classes)
+
+
+def build_model(variant: str | VariantSpec, frames: int | None = None, num_classes: int | None = None) -> nn.Module:
+    """Build a registered variant, e.g. ``build_model("tam/tanet-r50", frames=16)``.
+
+    The model takes (batch, 3, frames, height, width) and returns (batch, classes). Build it under
+    ``with torch.device("meta"):`` to get its structure without allocating weights.
+    """
+    spec = get_variant(variant) if isinstance(variant, str) else variant
+    return build_from_spec(spec, frames, num_classes)

@@ -1,0 +1,21 @@
+"""Temporal average pooling at TAM's position (C2D-Pool, TAM paper §4.4 "Baselines", Table 2):
+a K x 1 x 1 average pool, stride 1, zero padding K//2, so the frame count is kept. No parameters;
+fvcore's rules give it no multiply-adds (pooling other than adaptive 2-D pooling is not counted).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class TemporalPool(nn.Module):
+    def __init__(self, frames: int, kernel: int = 3):
+        super().__init__()
+        self.frames, self.kernel = frames, kernel
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        nt, c, h, w = x.shape
+        y = x.view(nt // self.frames, self.frames, c, h, w).transpose(1, 2)
+        y = F.avg_pool3d(y, (self.kernel, 1, 1), stride=1, padding=(self.kernel // 2, 0, 0))
+        return y.transpose(1, 2).reshape(nt, c, h, w)

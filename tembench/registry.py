@@ -1,0 +1,420 @@
+"""The registry: what models exist and what their papers claim about them.
+
+``registry/*.toml`` holds one file per paper or family. Each file has a ``[paper]`` table, optional
+``[defaults]`` for its variants, ``[[variant]]`` entries (each with ``[[variant.claim]]`` rows),
+optional ``[[ensemble]]`` entries (combinations of variants whose cost is the sum of their members)
+and optional ``[[table]]`` entries that give a paper table's row order. See ``registry/README.md``.
+
+The loader validates every key and raises :class:`~tembench.errors.RegistryError` naming the file,
+the entry and the key.
+"""
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import os
+import re
+import sys
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from tembench.errors import RegistryError, UsageError
+
+ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.+-]*/[a-z0-9][a-z0-9_.+@-]*$")
+COST_METRICS = {"gflops": "G", "params": "M"}
+ACCURACY_METRICS = {"top1": "%", "top5": "%", "map": "%", "mean_class_acc": "%"}
+RUNTIME_METRICS = {"latency_ms": "ms", "throughput": "clips/s", "memory_gb": "GB"}
+METRICS = {**COST_METRICS, **ACCURACY_METRICS, **RUNTIME_METRICS}
+
+
+def default_registry_dir() -> Path:
+    env = os.environ.get("TEMBENCH_REGISTRY")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "registry"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One number a paper reports about a variant, with the protocol it was measured under."""
+
+    variant: str
+    source: str  # e.g. "TAM Table 2"
+    metric: str  # gflops (per view) | params | top1 | top5 | map | ...
+    value: float
+    unit: str
+    paper: str
+    row: str = ""  # the row label in the paper's table
+    frames: int = 0
+    crops: int = 1
+    clips: int = 1
+    input_size: int = 0
+    classes: int = 0
+    dataset: str = ""
+    convention: str = "fvcore"
+    tolerance: float = 0.01
+    note: str = ""
+
+    @property
+    def views(self) -> int:
+        return self.crops * self.clips
+
+    @property
+    def protocol(self) -> str:
+        return f"{self.frames}x{self.crops}x{self.clips}"
+
+
+@dataclass(frozen=True)
+class Member:
+    variant: str
+    frames: int
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    """A registered model variant: everything needed to build it and what its papers claim."""
+
+    id: str
+    arch: str  # which builder: resnet | clip_vit | uniformer | ensemble
+    backbone: str
+    temporal: str | None
+    options: dict[str, Any]
+    classes: int
+    frames: int
+    input_size: int
+    paper: str
+    description: str = ""
+    notes: str = ""
+    file: str = ""
+    members: tuple[Member, ...] = ()
+    claims: tuple[Claim, ...] = ()
+
+    @property
+    def family(self) -> str:
+        return self.id.split("/", 1)[0]
+
+    @property
+    def is_ensemble(self) -> bool:
+        return bool(self.members)
+
+    def without_temporal(self) -> "VariantSpec":
+        """The same backbone with no temporal module (the baseline of ``temporal_gflops``)."""
+        return replace(self, temporal=None, options={}, claims=())
+
+
+@dataclass(frozen=True)
+class PaperTable:
+    source: str
+    paper: str
+    title: str
+    rows: tuple[str, ...]
+
+
+@dataclass
+class Registry:
+    variants: dict[str, VariantSpec] = field(default_factory=dict)
+    papers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tables: dict[str, PaperTable] = field(default_factory=dict)
+
+    def get(self, variant_id: str) -> VariantSpec:
+        try:
+            return self.variants[variant_id]
+        except KeyError:
+            close = difflib.get_close_matches(variant_id, self.variants, n=3, cutoff=0.5)
+            hint = f"; closest: {', '.join(close)}" if close else ""
+            raise UsageError(
+                f"unknown variant {variant_id!r}{hint} (see `tembench list`)"
+            ) from None
+
+    def select(self, patterns: list[str] | tuple[str, ...] | None = None) -> list[VariantSpec]:
+        """Variants matching any of the fnmatch patterns (all when none), in natural order.
+
+        A pattern without wildcards must name a variant exactly (or a family, ``tam``)."""
+        if not patterns:
+            return sorted(self.variants.values(), key=lambda v: _natural_key(v.id))
+        chosen: dict[str, VariantSpec] = {}
+        for pattern in patterns:
+            if any(ch in pattern for ch in "*?["):
+                hits = [v for v in self.variants if fnmatch.fnmatchcase(v, pattern)]
+            elif "/" not in pattern:
+                hits = [v for v in self.variants if v.split("/", 1)[0] == pattern]
+            else:
+                hits = [self.get(pattern).id]
+            if not hits:
+                families = sorted({v.split("/", 1)[0] for v in self.variants})
+                raise UsageError(
+                    f"no variant matches {pattern!r}; families: {', '.join(families)} (see `tembench list`)"
+                )
+            for h in hits:
+                chosen[h] = self.variants[h]
+        return sorted(chosen.values(), key=lambda v: _natural_key(v.id))
+
+    def claims(self, paper: str | None = None) -> list[Claim]:
+        out = [c for v in self.variants.values() for c in v.claims]
+        if paper:
+            known = {c.paper for c in out}
+            if paper.lower() not in known:
+                raise UsageError(f"no claims from paper {paper!r}; papers: {', '.join(sorted(known))}")
+            out = [c for c in out if c.paper == paper.lower()]
+        return out
+
+
+def _natural_key(s: str):
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", s)]
+
+
+# ------------------------------------------------------------------------------------------
+# Validation helpers: each raises RegistryError with "file: where: key: what is wrong".
+# ------------------------------------------------------------------------------------------
+
+class _Ctx:
+    def __init__(self, file: str, where: str):
+        self.file, self.where = file, where
+
+    def fail(self, key: str, problem: str):
+        raise RegistryError(f"{self.file}: {self.where}: key '{key}': {problem}")
+
+    def take(self, table: dict, key: str, kind, required: bool = True, default=None, check=None):
+        if key not in table:
+            if required:
+                self.fail(key, "missing (required)")
+            return default
+        value = table[key]
+        if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+            self.fail(key, f"expected an integer, got {value!r}")
+        if kind is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                self.fail(key, f"expected a number, got {value!r}")
+            value = float(value)
+        if kind in (str, dict, list) and not isinstance(value, kind):
+            self.fail(key, f"expected {kind.__name__}, got {value!r}")
+        if check is not None:
+            problem = check(value)
+            if problem:
+                self.fail(key, problem)
+        return value
+
+    def no_unknown(self, table: dict, allowed: set[str]):
+        for key in table:
+            if key not in allowed:
+                close = difflib.get_close_matches(key, allowed, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                self.fail(key, f"unknown key{hint}")
+
+
+def _positive(v):
+    return None if v > 0 else "must be positive"
+
+
+_VARIANT_KEYS = {"id", "arch", "backbone", "temporal", "options", "classes", "frames", "input_size",
+                 "description", "notes", "claim", "paper"}
+_ENSEMBLE_KEYS = {"id", "members", "description", "notes", "claim", "classes", "input_size", "paper"}
+_CLAIM_KEYS = {"source", "row", "metric", "value", "unit", "frames", "crops", "clips", "input_size",
+               "classes", "dataset", "convention", "tolerance", "note", "paper", "views"}
+
+
+def _parse_claim(ctx: _Ctx, raw: dict, spec: dict, paper: str) -> Claim:
+    ctx.no_unknown(raw, _CLAIM_KEYS)
+    metric = ctx.take(raw, "metric", str, check=lambda m: None if m in METRICS else
+                      f"unknown metric {m!r}; one of {', '.join(METRICS)}")
+    unit = ctx.take(raw, "unit", str, required=False, default=METRICS[metric])
+    if unit != METRICS[metric]:
+        ctx.fail("unit", f"{metric} is stored in {METRICS[metric]}, got {unit!r}")
+    views = ctx.take(raw, "views", str, required=False)
+    crops, clips = 1, 1
+    if views is not None:
+        m = re.fullmatch(r"(\d+)x(\d+)", views)
+        if not m:
+            ctx.fail("views", f"expected CROPSxCLIPS like '3x10', got {views!r}")
+        crops, clips = int(m.group(1)), int(m.group(2))
+    from tembench.cost.conventions import CONVENTIONS
+
+    convention = ctx.take(raw, "convention", str, required=False, default="fvcore",
+                          check=lambda c: None if c in CONVENTIONS else
+                          f"unknown convention {c!r}; one of {', '.join(CONVENTIONS)}")
+    return Claim(
+        variant=spec["id"],
+        source=ctx.take(raw, "source", str),
+        metric=metric,
+        value=ctx.take(raw, "value", float),
+        unit=unit,
+        paper=ctx.take(raw, "paper", str, required=False, default=paper).lower(),
+        row=ctx.take(raw, "row", str, required=False, default=""),
+        frames=ctx.take(raw, "frames", int, required=False, default=spec["frames"], check=_positive),
+        crops=ctx.take(raw, "crops", int, required=False, default=crops, check=_positive),
+        clips=ctx.take(raw, "clips", int, required=False, default=clips, check=_positive),
+        input_size=ctx.take(raw, "input_size", int, required=False, default=spec["input_size"], check=_positive),
+        classes=ctx.take(raw, "classes", int, required=False, default=spec["classes"], check=_positive),
+        dataset=ctx.take(raw, "dataset", str, required=False, default=""),
+        convention=convention,
+        tolerance=ctx.take(raw, "tolerance", float, required=False, default=0.01,
+                           check=lambda t: None if 0 <= t < 1 else "must be a fraction in [0, 1)"),
+        note=ctx.take(raw, "note", str, required=False, default=""),
+    )
+
+
+def _validate_model(ctx: _Ctx, arch: str, backbone: str, temporal: str | None, options: dict):
+    from tembench.models.build import arch_module
+
+    try:
+        module = arch_module(arch)
+    except KeyError as e:
+        ctx.fail("arch", str(e.args[0]))
+    if backbone not in module.BACKBONES:
+        ctx.fail("backbone", f"unknown backbone {backbone!r} for arch {arch!r}; one of {', '.join(module.BACKBONES)}")
+    if temporal is not None and temporal not in module.TEMPORAL:
+        ctx.fail("temporal", f"unknown temporal module {temporal!r} for arch {arch!r}; "
+                             f"one of {', '.join(module.TEMPORAL)}")
+    allowed = module.option_defaults(temporal)
+    for key in options:
+        if key not in allowed:
+            ctx.fail(f"options.{key}", f"not an option of {temporal or 'the plain backbone'}; "
+                                       f"known: {', '.join(allowed) or 'none'}")
+
+
+def _parse_file(path: Path, reg: Registry) -> list[tuple[_Ctx, dict, str]]:
+    """Add the file's variants and tables to ``reg``; return its ensembles, resolved once all
+    files are read (their members may live in other files)."""
+    name = path.name
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise RegistryError(f"{name}: not valid TOML: {e}") from None
+    except OSError as e:
+        raise RegistryError(f"{name}: cannot read: {e.strerror}") from None
+    top = _Ctx(name, "file")
+    top.no_unknown(data, {"paper", "defaults", "variant", "ensemble", "table"})
+    paper_tbl = top.take(data, "paper", dict)
+    pctx = _Ctx(name, "[paper]")
+    pctx.no_unknown(paper_tbl, {"key", "title", "venue", "seed", "url", "code"})
+    paper = pctx.take(paper_tbl, "key", str).lower()
+    reg.papers[paper] = dict(paper_tbl)
+    defaults = top.take(data, "defaults", dict, required=False, default={})
+    _Ctx(name, "[defaults]").no_unknown(defaults, _VARIANT_KEYS - {"id", "claim"})
+
+    for i, raw in enumerate(top.take(data, "table", list, required=False, default=[])):
+        tctx = _Ctx(name, f"table[{i}]")
+        tctx.no_unknown(raw, {"source", "title", "rows"})
+        source = tctx.take(raw, "source", str)
+        rows = tctx.take(raw, "rows", list)
+        if not all(isinstance(r, str) for r in rows):
+            tctx.fail("rows", "expected a list of row labels (strings)")
+        if source in reg.tables:
+            tctx.fail("source", f"table {source!r} is already defined")
+        reg.tables[source] = PaperTable(source, paper, tctx.take(raw, "title", str, required=False, default=""), tuple(rows))
+
+    for i, raw0 in enumerate(top.take(data, "variant", list, required=False, default=[])):
+        raw = {**defaults, **raw0}
+        ctx = _Ctx(name, f"variant[{i}]" + (f" {raw0['id']!r}" if isinstance(raw0.get("id"), str) else ""))
+        ctx.no_unknown(raw0, _VARIANT_KEYS)
+        vid = ctx.take(raw, "id", str, check=lambda s: None if ID_RE.match(s) else
+                       "expected 'family/name' in lower case, e.g. 'tam/tanet-r50'")
+        if vid in reg.variants:
+            ctx.fail("id", f"duplicate id (also in {reg.variants[vid].file})")
+        arch = ctx.take(raw, "arch", str)
+        backbone = ctx.take(raw, "backbone", str)
+        temporal = ctx.take(raw, "temporal", str, required=False)
+        options = ctx.take(raw0, "options", dict, required=False, default={})
+        _validate_model(ctx, arch, backbone, temporal, options)
+        spec = dict(
+            id=vid, arch=arch, backbone=backbone, temporal=temporal, options=options,
+            classes=ctx.take(raw, "classes", int, check=_positive),
+            frames=ctx.take(raw, "frames", int, check=_positive),
+            input_size=ctx.take(raw, "input_size", int, check=_positive),
+            paper=ctx.take(raw, "paper", str, required=False, default=paper).lower(),
+            description=ctx.take(raw0, "description", str, required=False, default=""),
+            notes=ctx.take(raw0, "notes", str, required=False, default=""),
+            file=name,
+        )
+        claims = tuple(
+            _parse_claim(_Ctx(name, f"{ctx.where} claim[{j}]"), c, spec, spec["paper"])
+            for j, c in enumerate(ctx.take(raw0, "claim", list, required=False, default=[]))
+        )
+        reg.variants[vid] = VariantSpec(**spec, claims=claims)
+
+    pending = []
+    for i, raw in enumerate(top.take(data, "ensemble", list, required=False, default=[])):
+        ctx = _Ctx(name, f"ensemble[{i}]" + (f" {raw['id']!r}" if isinstance(raw.get("id"), str) else ""))
+        ctx.no_unknown(raw, _ENSEMBLE_KEYS)
+        pending.append((ctx, raw, paper))
+    return pending
+
+
+def _resolve_ensembles(reg: Registry, pending: list[tuple[_Ctx, dict, str]]) -> None:
+    for ctx, raw, paper in pending:
+        vid = ctx.take(raw, "id", str, check=lambda s: None if ID_RE.match(s) else "expected 'family/name'")
+        if vid in reg.variants:
+            ctx.fail("id", f"duplicate id (also in {reg.variants[vid].file})")
+        members = []
+        for j, m in enumerate(ctx.take(raw, "members", list)):
+            mctx = _Ctx(ctx.file, f"{ctx.where} members[{j}]")
+            if not isinstance(m, dict):
+                mctx.fail("members", "expected {variant = ..., frames = ...}")
+            mctx.no_unknown(m, {"variant", "frames"})
+            mid = mctx.take(m, "variant", str)
+            if mid not in reg.variants or reg.variants[mid].is_ensemble:
+                mctx.fail("variant", f"unknown (non-ensemble) variant {mid!r}")
+            members.append(Member(mid, mctx.take(m, "frames", int, required=False,
+                                                 default=reg.variants[mid].frames, check=_positive)))
+        if not members:
+            ctx.fail("members", "an ensemble needs at least one member")
+        first = reg.variants[members[0].variant]
+        spec = dict(
+            id=vid, arch="ensemble", backbone=first.backbone, temporal=first.temporal, options={},
+            classes=ctx.take(raw, "classes", int, required=False, default=first.classes, check=_positive),
+            frames=sum(m.frames for m in members),
+            input_size=ctx.take(raw, "input_size", int, required=False, default=first.input_size, check=_positive),
+            paper=ctx.take(raw, "paper", str, required=False, default=paper).lower(),
+            description=ctx.take(raw, "description", str, required=False, default=""),
+            notes=ctx.take(raw, "notes", str, required=False, default=""),
+            file=ctx.file,
+        )
+        claims = tuple(
+            _parse_claim(_Ctx(ctx.file, f"{ctx.where} claim[{j}]"), c, spec, spec["paper"])
+            for j, c in enumerate(ctx.take(raw, "claim", list, required=False, default=[]))
+        )
+        reg.variants[vid] = VariantSpec(**spec, members=tuple(members), claims=claims)
+
+
+def _check_tables(reg: Registry) -> None:
+    for claim in (c for v in reg.variants.values() for c in v.claims):
+        table = reg.tables.get(claim.source)
+        if table is not None and claim.row and claim.row not in table.rows:
+            raise RegistryError(
+                f"{reg.variants[claim.variant].file}: variant {claim.variant!r}: claim row {claim.row!r} "
+                f"is not a row of {claim.source!r}; rows: {', '.join(table.rows)}"
+            )
+
+
+def load_registry(directory: str | Path | None = None) -> Registry:
+    """Read and validate every ``*.toml`` file in ``directory`` (default: the repo's ``registry/``)."""
+    directory = Path(directory) if directory is not None else default_registry_dir()
+    files = sorted(directory.glob("*.toml"))
+    if not files:
+        raise RegistryError(f"{directory}: no registry files (*.toml) found; set TEMBENCH_REGISTRY or pass --registry")
+    reg = Registry()
+    pending = [e for path in files for e in _parse_file(path, reg)]
+    _resolve_ensembles(reg, pending)
+    _check_tables(reg)
+    return reg
+
+
+@lru_cache(maxsize=4)
+def _cached(directory: str) -> Registry:
+    return load_registry(directory)
+
+
+def registry(directory: str | Path | None = None) -> Registry:
+    """The registry, loaded once per directory."""
+    return _cached(str(Path(directory) if directory is not None else default_registry_dir()))
+
+
+def get_variant(variant_id: str, directory: str | Path | None = None) -> VariantSpec:
+    return registry(directory).get(variant_id)
