@@ -14,7 +14,7 @@ from functools import lru_cache
 import torch
 
 from tembench.cost.conventions import CONVENTIONS, Convention, get_convention
-from tembench.cost.counter import OpCounts, count_ops
+from tembench.cost.counter import OpCounts, count_ops, meta_build
 from tembench.errors import UsageError
 from tembench.registry import VariantSpec, get_variant
 
@@ -78,7 +78,7 @@ def _count_cached(arch: str, backbone: str, temporal: str | None, options_json: 
     from tembench.models.build import arch_module
 
     module = arch_module(arch)
-    with torch.device("meta"):
+    with meta_build():
         model = module.build(backbone, temporal, json.loads(options_json), frames, classes)
     return count_ops(model, torch.empty(1, 3, frames, size, size, device="meta"))
 

@@ -1,0 +1,3 @@
+from tembench.cli import main
+
+main()

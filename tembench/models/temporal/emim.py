@@ -1,0 +1,157 @@
+"""Explicit Motion Information Mining (Zhuang et al., "A Renaissance of Explicit Motion Information
+Mining from Transformers for Action Recognition", §3.3, Fig. 3), in pure PyTorch.
+
+EMIM replaces the self-attention of a UniFormer SABlock (§4.2: the first block of every two in stages
+3 and 4, "E-O") and reuses its ``qkv`` and ``proj`` layers. For tokens of shape (T, H, W):
+
+* **affinity** (§3.3 Eq. 3): the query of frame t at (x, y) is compared with the keys of frame t+Δ in
+  the P x P window centred on (x, y) (sliding window, "query-based neighbouring area"); the key map is
+  padded by P//2 with the constant 1e-6 as the official code does (``nn.ConstantPad2d(P // 2, 1e-6)``
+  before its NATTEN-derived kernel), so border queries see near-zero keys instead of a shifted window.
+  Logits are q·k/sqrt(d) + B[head, Δx, Δy], one learnable bias per displacement (``rpb``, heads x P x P);
+* **contextual aggregation** (Eq. 4): softmax over the P² logits, weighted sum of the P x P values;
+* **motion feature** (Eq. 5): the raw logits (with the bias) go through ``motion_conv`` = Linear(P² ->
+  4P²) -> QuickGELU -> Linear(4P² -> head dim), per head; the last layer starts at zero;
+* the two are summed per head, heads are concatenated and projected by ``proj``.
+
+Frame pairing follows the official code: slot t < T-Δ pairs query t with keys/values of frame t+Δ;
+the last Δ slots repeat the last valid pair (for Δ=1 the last frame reuses (T-2, T-1)). Δ larger than
+T-1 is clamped to T-1; Δ=0 attends within the same frame (the static-image setting of Table 9).
+
+Ablations (§4.4): ``neighbourhood`` P (Table 5), ``sampling="non-sliding"`` (Table 6: keys taken from
+the non-overlapping P x P window of the next frame that contains the query, as EMA does; frames are
+padded to a multiple of P and the bias is per key slot), ``motion=False`` (Table 7), the block
+replacement strategy (Table 8, chosen by the backbone builder) and the temporal interval Δ (Table 11).
+
+Both local operations are ``torch.einsum`` calls over unfolded key/value windows, so the cost engine
+prices them (category ``einsum``: B·heads·T·H·W·P²·d each, the figure of EMIM's own fvcore handles in
+``nat_with_rpb/flops.py``). The official release computes them with CUDA kernels derived from NATTEN
+(Hassani et al., CVPR 2023); this module needs no extension and runs on any device.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = ["EMIMAttention", "QuickGELU", "SAMPLINGS", "PAD_VALUE"]
+
+SAMPLINGS = ("sliding", "non-sliding")
+PAD_VALUE = 1e-6  # the official boundary padding constant (§3.3 "pad the boundary with ... 1e-6")
+
+
+class QuickGELU(nn.Module):
+    """x * sigmoid(1.702 x), the activation of the official ``motion_conv``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(1.702 * x)
+
+
+class EMIMAttention(nn.Module):
+    """Drop-in replacement for UniFormer's attention: ``forward(tokens (B, T*H*W, C), (T, H, W))``."""
+
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, neighbourhood: int = 7,
+                 sampling: str = "sliding", motion: bool = True, temporal_interval: int = 1):
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"dim {dim} is not divisible by {num_heads} heads")
+        if isinstance(neighbourhood, bool) or not isinstance(neighbourhood, int) or neighbourhood < 1 \
+                or neighbourhood % 2 == 0:
+            raise ValueError(f"EMIM neighbourhood must be a positive odd integer, got {neighbourhood!r}")
+        if sampling not in SAMPLINGS:
+            raise ValueError(f"EMIM sampling must be one of {SAMPLINGS}, got {sampling!r}")
+        if isinstance(temporal_interval, bool) or not isinstance(temporal_interval, int) or temporal_interval < 0:
+            raise ValueError(f"EMIM temporal_interval must be a non-negative integer, got {temporal_interval!r}")
+        self.num_heads, self.head_dim = num_heads, dim // num_heads
+        self.scale = self.head_dim ** -0.5
+        self.neighbourhood, self.sampling = neighbourhood, sampling
+        self.temporal_interval = temporal_interval
+        p2 = neighbourhood * neighbourhood
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        self.motion_conv = (
+            nn.Sequential(nn.Linear(p2, 4 * p2), QuickGELU(), nn.Linear(4 * p2, self.head_dim)) if motion else None
+        )
+        self.rpb = nn.Parameter(torch.zeros(num_heads, neighbourhood, neighbourhood))
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        """The official initialisation (re-applied by the backbone after its own)."""
+        nn.init.trunc_normal_(self.rpb, std=0.02)
+        if self.motion_conv is not None:
+            nn.init.xavier_uniform_(self.motion_conv[0].weight)
+            nn.init.zeros_(self.motion_conv[0].bias)
+            nn.init.zeros_(self.motion_conv[2].weight)
+            nn.init.zeros_(self.motion_conv[2].bias)
+
+    def extra_repr(self) -> str:
+        return (f"heads={self.num_heads}, neighbourhood={self.neighbourhood}, sampling={self.sampling}, "
+                f"motion={self.motion_conv is not None}, temporal_interval={self.temporal_interval}")
+
+    # ------------------------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor, size: tuple[int, int, int]) -> torch.Tensor:
+        t, h, w = size
+        b, n, c = x.shape
+        if n != t * h * w:
+            raise ValueError(f"EMIM got {n} tokens for a (T, H, W) = {size} grid")
+        nh, d = self.num_heads, self.head_dim
+        qkv = self.qkv(x).view(b, t, h, w, 3, nh, d).permute(4, 0, 1, 5, 2, 3, 6)
+        q, k, v = qkv[0], qkv[1], qkv[2]  # (B, T, heads, H, W, d)
+        q, k, v = self.pair_frames(q, k, v, t)
+        q = q.reshape(b * t, nh, h, w, d) * self.scale
+        k = k.reshape(b * t, nh, h, w, d)
+        v = v.reshape(b * t, nh, h, w, d)
+        local = self._sliding if self.sampling == "sliding" else self._non_sliding
+        logits, context = local(q, k, v)  # (B*T, heads, H, W, P²), (B*T, heads, H, W, d)
+        out = context if self.motion_conv is None else context + self.motion_conv(logits)
+        out = out.view(b, t, nh, h, w, d).permute(0, 1, 3, 4, 2, 5).reshape(b, n, c)
+        return self.proj(out)
+
+    def pair_frames(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, t: int):
+        """Queries of frame s and keys/values of frame s+Δ for each slot s (dim 1 is time)."""
+        delta = min(self.temporal_interval, t - 1)
+        if delta == 0:
+            return q, k, v
+        last = t - delta  # number of valid pairs; the remaining slots repeat the last one
+        def tail(z, start):  # noqa: E306
+            return z[:, start:start + 1].expand(-1, delta, *z.shape[2:])
+        q = torch.cat([q[:, :last], tail(q, last - 1)], dim=1)
+        k = torch.cat([k[:, delta:], tail(k, t - 1)], dim=1)
+        v = torch.cat([v[:, delta:], tail(v, t - 1)], dim=1)
+        return q, k, v
+
+    def _sliding(self, q, k, v):
+        p, r = self.neighbourhood, self.neighbourhood // 2
+        pad = (0, 0, r, r, r, r)  # d, W, H
+        kw = F.pad(k, pad, value=PAD_VALUE).unfold(2, p, 1).unfold(3, p, 1)  # (Z, n, H, W, d, P, P)
+        vw = F.pad(v, pad, value=PAD_VALUE).unfold(2, p, 1).unfold(3, p, 1)
+        logits = torch.einsum("znhwd,znhwdij->znhwij", q, kw).flatten(-2)
+        logits = logits + self.rpb.view(1, self.num_heads, 1, 1, p * p).to(logits.dtype)
+        attn = logits.float().softmax(dim=-1).to(v.dtype)
+        context = torch.einsum("znhwij,znhwdij->znhwd", attn.unflatten(-1, (p, p)), vw)
+        return logits, context
+
+    def _non_sliding(self, q, k, v):
+        p = self.neighbourhood
+        z, nh, h, w, d = q.shape
+        hp, wp = math.ceil(h / p) * p, math.ceil(w / p) * p
+        pad = (0, 0, 0, wp - w, 0, hp - h)
+
+        def windows(x, value):  # (Z, n, Hp, Wp, d) -> (Z, n, Gh, Gw, P², d)
+            x = F.pad(x, pad, value=value) if pad != (0,) * 6 else x
+            x = x.view(z, nh, hp // p, p, wp // p, p, d).permute(0, 1, 2, 4, 3, 5, 6)
+            return x.reshape(z, nh, hp // p, wp // p, p * p, d)
+
+        def unwindow(x):  # (Z, n, Gh, Gw, P², e) -> (Z, n, H, W, e)
+            e = x.shape[-1]
+            x = x.view(z, nh, hp // p, wp // p, p, p, e).permute(0, 1, 2, 4, 3, 5, 6)
+            return x.reshape(z, nh, hp, wp, e)[:, :, :h, :w]
+
+        qw, kw, vw = windows(q, 0.0), windows(k, PAD_VALUE), windows(v, PAD_VALUE)
+        logits = torch.einsum("znabqd,znabkd->znabqk", qw, kw)
+        logits = logits + self.rpb.view(1, nh, 1, 1, 1, p * p).to(logits.dtype)
+        attn = logits.float().softmax(dim=-1).to(v.dtype)
+        context = torch.einsum("znabqk,znabkd->znabqd", attn, vw)
+        return unwindow(logits), unwindow(context)

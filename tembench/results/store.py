@@ -1,0 +1,141 @@
+"""The results store.
+
+Every run writes one JSON file ``<runs dir>/<UTC time>-<kind>-<id>.json`` holding the schema
+version, the environment fingerprint, the command line, a status (``running``, ``complete``,
+``interrupted``, ``failed``) and the records measured so far. The file is rewritten atomically
+(temporary file + rename) after every record, so a run stopped part-way leaves a readable file with
+everything measured until then.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from tembench.errors import UsageError
+
+SCHEMA_VERSION = 1
+
+
+def default_runs_dir() -> Path:
+    """``$TEMBENCH_RUNS`` or ``results/runs`` under the current directory."""
+    return Path(os.environ.get("TEMBENCH_RUNS", "results/runs"))
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=1, default=str)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+class RunWriter:
+    """Collects the records of one run and keeps them on disk after every ``add``."""
+
+    def __init__(self, kind: str, out_dir: str | Path | None = None, command: list[str] | None = None,
+                 params: dict | None = None):
+        from tembench.env import fingerprint
+
+        out_dir = Path(out_dir) if out_dir is not None else default_runs_dir()
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UsageError(f"cannot create the results directory {out_dir}: {e.strerror}") from None
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        self.run_id = f"{stamp}-{kind}-{secrets.token_hex(3)}"
+        self.path = out_dir / f"{self.run_id}.json"
+        self.data = {
+            "schema_version": SCHEMA_VERSION,
+            "run_id": self.run_id,
+            "kind": kind,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "command": command if command is not None else sys.argv,
+            "params": params or {},
+            "fingerprint": fingerprint(),
+            "status": "running",
+            "records": [],
+        }
+        self._t0 = time.monotonic()
+        self._flush()
+
+    def add(self, record: dict) -> None:
+        self.data["records"].append(record)
+        self._flush()
+
+    def close(self, status: str = "complete", error: str | None = None) -> Path:
+        self.data["status"] = status
+        self.data["elapsed_s"] = round(time.monotonic() - self._t0, 3)
+        if error:
+            self.data["error"] = error
+        self._flush()
+        return self.path
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close("complete")
+        elif issubclass(exc_type, KeyboardInterrupt):
+            self.close("interrupted")
+        else:
+            self.close("failed", error=f"{exc_type.__name__}: {exc}")
+        return False
+
+    def _flush(self) -> None:
+        atomic_write_json(self.path, self.data)
+
+
+def load_run(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise UsageError(f"cannot read run record {path}: {e}") from None
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise UsageError(f"{path}: schema version {version!r} is not {SCHEMA_VERSION}; re-run the measurement")
+    return data
+
+
+def load_runs(directory: str | Path | None = None, kind: str | None = None) -> list[dict]:
+    """All readable run files in ``directory`` (oldest first); unreadable ones are skipped with a warning."""
+    directory = Path(directory) if directory is not None else default_runs_dir()
+    runs = []
+    for path in sorted(directory.glob("*.json")):
+        try:
+            run = load_run(path)
+        except UsageError as e:
+            print(f"warning: {e}", file=sys.stderr)
+            continue
+        if kind is None or run.get("kind") == kind:
+            run["path"] = str(path)
+            runs.append(run)
+    return runs
+
+
+def load(directory: str | Path | None = None, kind: str | None = None):
+    """Every record of every run as a pandas DataFrame, with run id, kind and status columns."""
+    import pandas as pd
+
+    rows = []
+    for run in load_runs(directory, kind):
+        for rec in run["records"]:
+            rows.append({"run_id": run["run_id"], "kind": run["kind"], "status": run["status"], **rec})
+    return pd.DataFrame(rows)
