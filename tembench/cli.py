@@ -175,7 +175,8 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in args or os.environ.get("TEMBENCH_DEBUG", "") not in ("", "0")
     try:
-        app(args=args, prog_name="tembench", standalone_mode=False)
+        # without standalone mode, typer returns the exit code of typer.Exit (130 for Ctrl-C)
+        rv = app(args=args, prog_name="tembench", standalone_mode=False)
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except click_exceptions.ClickException as e:
@@ -197,6 +198,10 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         _err(f"error: {type(e).__name__}: {e} (run with --debug for the traceback)")
         sys.exit(1)
+    if isinstance(rv, int) and rv:
+        if rv == 130:
+            _err("interrupted")
+        sys.exit(rv)
     sys.exit(0)
 
 

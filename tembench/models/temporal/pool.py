@@ -17,5 +17,6 @@ class TemporalPool(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         nt, c, h, w = x.shape
         y = x.view(nt // self.frames, self.frames, c, h, w).transpose(1, 2)
-        y = F.avg_pool3d(y, (self.kernel, 1, 1), stride=1, padding=(self.kernel // 2, 0, 0))
+        pad = self.kernel // 2  # explicit zero padding (counted in the average), works for T < kernel
+        y = F.avg_pool3d(F.pad(y, (0, 0, 0, 0, pad, pad)), (self.kernel, 1, 1), stride=1)
         return y.transpose(1, 2).reshape(nt, c, h, w)

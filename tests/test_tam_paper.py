@@ -1,0 +1,68 @@
+"""TAM paper Tables 2-4 against the measured cost (the registry's claims)."""
+import pytest
+
+from tembench import count
+from tembench.report.claims import evaluate_claims
+
+TEINET_PARAMS = ("tam/teinet-r50", "params")  # known mismatch: see the variant's notes
+
+
+def table(source):
+    return evaluate_claims(source=source)
+
+
+def test_table2_has_13_rows_in_the_papers_order():
+    from tembench.report.claims import paper_table
+
+    rows = paper_table("TAM Table 2")
+    assert [r["row"] for r in rows] == [
+        "C2D", "C2D-Pool", "C2D-TConv", "C2D-TIM", "I3D 3x1x1", "TSM*", "TEINet*", "NL C2D",
+        "Global branch", "Local branch", "Global branch + SE", "TANet-R", "TANet"]
+
+
+@pytest.mark.parametrize("metric", ["gflops", "params"])
+def test_table2_rows_match_within_half_a_percent(metric):
+    rows = [r for r in table("TAM Table 2") if r.metric == metric]
+    assert len(rows) == 13
+    for r in rows:
+        if (r.variant, r.metric) == TEINET_PARAMS:
+            # no natural MEM layout gives the cited 25.11 M; reported, not hidden
+            assert r.status == "mismatch" and abs(r.rel_err) < 0.02
+            continue
+        assert abs(r.rel_err) <= 0.005, (r.row, r.claimed, r.measured)
+
+
+def test_tanet_rows_of_tables_3_and_4_within_one_percent():
+    for source in ("TAM Table 3", "TAM Table 4"):
+        rows = [r for r in table(source) if r.metric == "gflops" and "TANet" in r.row]
+        assert rows
+        for r in rows:
+            assert abs(r.rel_err) <= 0.01, (source, r.row, r.claimed, r.measured)
+
+
+def test_known_exact_counts():
+    assert count("tam/tanet-r50", frames=8, size=224, num_classes=174).params == 25_127_246
+    assert count("tsn/tsn-r50", frames=8, size=224, num_classes=1000).macs == 32_892_100_608
+    c2d = count("tam/c2d-r50")
+    assert c2d.params == 24_327_632 and round(c2d.macs / 1e9, 3) == 42.946
+    assert count("tam/tanet-r50").params == 25_590_320
+
+
+def test_nl_c2d_published_count_leaves_out_the_affinity_matmuls():
+    full = count("tam/nl-c2d-r50")
+    nobmm = count("tam/nl-c2d-r50", convention="no-bmm")
+    assert full.macs > nobmm.macs
+    assert abs(nobmm.macs / 1e9 - 64.49) / 64.49 < 0.005
+    r = next(r for r in table("TAM Table 2") if r.row == "NL C2D" and r.metric == "gflops")
+    assert "full fvcore count" in r.diagnosis
+
+
+def test_truncated_published_value_is_diagnosed():
+    r = next(r for r in table("TAM Table 4") if r.row == "TSM 16f" and r.metric == "gflops")
+    assert r.status == "mismatch" and "truncated" in r.diagnosis
+
+
+def test_ensemble_cost_is_the_sum_of_its_members():
+    en = count("tam/tanet-r50-en")
+    parts = [count("tam/tanet-r50", frames=t, size=224, num_classes=174).macs for t in (8, 16)]
+    assert en.macs == sum(parts)
