@@ -171,6 +171,15 @@ def _stderr_console():
     return Console(stderr=True, markup=False, emoji=False, highlight=False)
 
 
+# Command groups that live in their own modules register themselves on `app` when imported.
+for _name in ("tembench.cli_eval", "tembench.cli_results"):
+    try:
+        __import__(_name)
+    except ModuleNotFoundError as _e:
+        if _e.name != _name:
+            raise
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in args or os.environ.get("TEMBENCH_DEBUG", "") not in ("", "0")
