@@ -172,7 +172,7 @@ def _stderr_console():
 
 
 # Command groups that live in their own modules register themselves on `app` when imported.
-for _name in ("tembench.cli_eval", "tembench.cli_results"):
+for _name in ("tembench.cli_eval", "tembench.cli_results", "tembench.cli_report", "tembench.cli_check"):
     try:
         __import__(_name)
     except ModuleNotFoundError as _e:
