@@ -53,6 +53,14 @@ CONVENTIONS: dict[str, Convention] = {
             "einsum): what module-hook counters (thop, mmcv) report, and fvcore before bmm support.",
             exclude_categories=frozenset({"bmm", "baddbmm", "sdpa", "einsum"}),
         ),
+        Convention(
+            "no-attention",
+            "fvcore's rules without the attention sub-block of every transformer block (modules "
+            "'*.attn' and below: QKV projection, attention matmuls, output projection); patch "
+            "embedding, LayerNorms, MLPs, heads and temporal modules counted. Reproduces ATM's "
+            "published ViT GFLOPs (ICCV 2023, Tables 3, 4, A.6, A.7).",
+            exclude_modules=("*.attn", "*.attn.*"),
+        ),
     )
 }
 

@@ -14,6 +14,10 @@ written here, in one place:
 ``teinet``        MEM + TIM after ``conv1`` (TEINet, cited in TAM Table 2)
 ``i3d``           ``conv1`` inflated to 3x1x1 in every bottleneck (I3D 3x1x1, TAM Table 2)
 ``nonlocal``      non-local blocks after the blocks listed in ``positions`` (NL C2D, TAM Table 2)
+``atm``           one ATM after the last block of res``position`` (default 3: ``layer2.atm``, ATM §3.2,
+                  App. A.1), stride-2 stem + stride-2 transposed projection (the 28->14->28 trick) when
+                  ``downsample`` ("auto": at res2/res3); with ``tconv``, a channel-wise 3x1x1 temporal
+                  conv after ``conv1`` of every block of ``stages`` (default res4, res5; ATM §4.3 "T-Conv")
 ================  ===========================================================================
 
 ``stages`` (default ``[1, 2, 3, 4]``, i.e. res2-res5) restricts per-block modules to some stages.
@@ -25,8 +29,9 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
-from tembench.models.backbones.resnet import ARCH_SETTINGS, ResNet, insert_after
+from tembench.models.backbones.resnet import ARCH_SETTINGS, ResNet, append_to_stage, insert_after, stage_channels
 from tembench.models.temporal import nonlocal_
+from tembench.models.temporal.atm import ATM
 from tembench.models.temporal.i3d import InflatedConv1x1
 from tembench.models.temporal.pool import TemporalPool
 from tembench.models.temporal.tam import TAM
@@ -51,6 +56,12 @@ TEMPORAL: dict[str, tuple[str, dict[str, Any], Callable[..., nn.Module] | None]]
     "teinet": ("temporal", {"reduction": 8}, lambda c, t, reduction: TEI(c, t, reduction)),
     "i3d": ("conv1", {"time_kernel": 3}, None),
     "nonlocal": ("after", {"positions": nonlocal_.POSITIONS}, None),
+    "atm": (
+        "stage_end",
+        {"operations": ["mul", "sub"], "context": 4, "window": 9, "position": 3, "extractor": "conv",
+         "combination": "atm", "hidden": 64, "downsample": "auto", "tconv": True, "stages": [3, 4]},
+        lambda c, t, **o: ATM(c, t, **o),
+    ),
 }
 COMMON_OPTIONS = {"stages": [1, 2, 3, 4]}
 
@@ -100,7 +111,17 @@ def build(backbone: str, temporal: str | None, options: dict[str, Any], frames: 
                 lambda i, s, cin, cout, stride: InflatedConv1x1(cin, cout, frames, opts["time_kernel"])
                 if in_stage(s) else None
             )
+        elif slot == "stage_end" and opts.pop("tconv"):  # ATM's T-Conv, per block of ``stages``
+            hooks["temporal"] = lambda i, s, c: TemporalConv(c, frames, 3, channelwise=True) if in_stage(s) else None
     model = VideoResNet(block, layers, num_classes=num_classes, frames=frames, **hooks)
+    if temporal == "atm":
+        position = opts.pop("position")
+        if position not in (2, 3, 4, 5):
+            raise ValueError(f"ATM position on a ResNet is a stage number 2-5 (res2-res5), got {position!r}")
+        if opts["downsample"] == "auto":
+            opts["downsample"] = position in (2, 3)
+        stage = f"layer{position - 1}"
+        append_to_stage(model, stage, "atm", factory(stage_channels(model, stage), frames, **opts))
     if temporal == "nonlocal":
         insert_after(model, opts["positions"], lambda c: nonlocal_.NonLocal3d(c, frames))
     return model

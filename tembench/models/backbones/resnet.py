@@ -8,7 +8,8 @@ through three optional slots, so that a temporal variant is the same network wit
 * ``temporal`` -- applied after ``conv1 -> bn1 -> relu`` (TAM, TIM, T-Conv, pooling, TEINet);
 * ``conv1``    -- may be replaced by an inflated 3x1x1 convolution (I3D 3x1x1).
 
-Non-local blocks go *between* blocks, which :func:`insert_after` does.
+Non-local blocks go *between* blocks, which :func:`insert_after` does; a module that runs once at
+the end of a stage (ATM after the last block of res3) is appended to it by :func:`append_to_stage`.
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from typing import Callable, Optional
 import torch
 import torch.nn as nn
 
-__all__ = ["ResNet", "BasicBlock", "Bottleneck", "resnet", "ARCH_SETTINGS", "insert_after"]
+__all__ = ["ResNet", "BasicBlock", "Bottleneck", "resnet", "ARCH_SETTINGS", "insert_after", "append_to_stage",
+           "stage_channels"]
 
 # block factory: (block index in stage, stage index, planes) -> module or None
 BlockHook = Optional[Callable[[int, int, int], Optional[nn.Module]]]
@@ -191,3 +193,18 @@ def insert_after(model: ResNet, positions: dict[str, list[int]], make: Callable[
             block = stage[i]
             channels = block.conv3.out_channels if hasattr(block, "conv3") else block.conv2.out_channels
             stage[i] = _After(block, make(channels))
+
+
+def stage_channels(model: ResNet, stage_name: str) -> int:
+    """Output channels of a stage, e.g. ``stage_channels(model, "layer2")`` (128 for R18, 512 for R50)."""
+    block = next(m for m in getattr(model, stage_name) if isinstance(m, (BasicBlock, Bottleneck)))
+    return block.conv3.out_channels if hasattr(block, "conv3") else block.conv2.out_channels
+
+
+def append_to_stage(model: ResNet, stage_name: str, name: str, module: nn.Module) -> None:
+    """Run ``module`` after the last block of a stage: it becomes the stage's child ``name``, so its
+    keys are ``layerX.<name>.*`` and the torchvision keys of the blocks do not change."""
+    stage: nn.Sequential = getattr(model, stage_name)
+    if name in stage._modules:
+        raise ValueError(f"{stage_name} already has a module named {name!r}")
+    stage.add_module(name, module)
