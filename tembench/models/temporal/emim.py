@@ -14,6 +14,9 @@ EMIM replaces the self-attention of a UniFormer SABlock (§4.2: the first block 
   4P²) -> QuickGELU -> Linear(4P² -> head dim), per head; the last layer starts at zero;
 * the two are summed per head, heads are concatenated and projected by ``proj``.
 
+P is the window side here, as in the code (``ATTN_MAX_DISP: [7, 7]``) and Table 5 ("7 x 7"); Eq. 3 writes
+the same window as displacements in [-P', P'] with P' = P // 2.
+
 Frame pairing follows the official code: slot t < T-Δ pairs query t with keys/values of frame t+Δ;
 the last Δ slots repeat the last valid pair (for Δ=1 the last frame reuses (T-2, T-1)). Δ larger than
 T-1 is clamped to T-1; Δ=0 attends within the same frame (the static-image setting of Table 9).
@@ -26,7 +29,8 @@ replacement strategy (Table 8, chosen by the backbone builder) and the temporal 
 Both local operations are ``torch.einsum`` calls over unfolded key/value windows, so the cost engine
 prices them (category ``einsum``: B·heads·T·H·W·P²·d each, the figure of EMIM's own fvcore handles in
 ``nat_with_rpb/flops.py``). The official release computes them with CUDA kernels derived from NATTEN
-(Hassani et al., CVPR 2023); this module needs no extension and runs on any device.
+(Hassani et al., CVPR 2023); this module needs no extension and runs on any device, at the price of
+materialising the P x P key and value windows (P² times the key map) inside each einsum.
 """
 from __future__ import annotations
 
@@ -115,11 +119,13 @@ class EMIMAttention(nn.Module):
         if delta == 0:
             return q, k, v
         last = t - delta  # number of valid pairs; the remaining slots repeat the last one
-        def tail(z, start):  # noqa: E306
-            return z[:, start:start + 1].expand(-1, delta, *z.shape[2:])
-        q = torch.cat([q[:, :last], tail(q, last - 1)], dim=1)
-        k = torch.cat([k[:, delta:], tail(k, t - 1)], dim=1)
-        v = torch.cat([v[:, delta:], tail(v, t - 1)], dim=1)
+
+        def repeat(z: torch.Tensor, frame: int) -> torch.Tensor:
+            return z[:, frame:frame + 1].expand(-1, delta, *z.shape[2:])
+
+        q = torch.cat([q[:, :last], repeat(q, last - 1)], dim=1)
+        k = torch.cat([k[:, delta:], repeat(k, t - 1)], dim=1)
+        v = torch.cat([v[:, delta:], repeat(v, t - 1)], dim=1)
         return q, k, v
 
     def _sliding(self, q, k, v):
@@ -129,8 +135,7 @@ class EMIMAttention(nn.Module):
         vw = F.pad(v, pad, value=PAD_VALUE).unfold(2, p, 1).unfold(3, p, 1)
         logits = torch.einsum("znhwd,znhwdij->znhwij", q, kw).flatten(-2)
         logits = logits + self.rpb.view(1, self.num_heads, 1, 1, p * p).to(logits.dtype)
-        attn = logits.float().softmax(dim=-1).to(v.dtype)
-        context = torch.einsum("znhwij,znhwdij->znhwd", attn.unflatten(-1, (p, p)), vw)
+        context = torch.einsum("znhwij,znhwdij->znhwd", _softmax(logits).unflatten(-1, (p, p)), vw)
         return logits, context
 
     def _non_sliding(self, q, k, v):
@@ -152,6 +157,12 @@ class EMIMAttention(nn.Module):
         qw, kw, vw = windows(q, 0.0), windows(k, PAD_VALUE), windows(v, PAD_VALUE)
         logits = torch.einsum("znabqd,znabkd->znabqk", qw, kw)
         logits = logits + self.rpb.view(1, nh, 1, 1, 1, p * p).to(logits.dtype)
-        attn = logits.float().softmax(dim=-1).to(v.dtype)
-        context = torch.einsum("znabqk,znabkd->znabqd", attn, vw)
+        context = torch.einsum("znabqk,znabkd->znabqd", _softmax(logits), vw)
         return unwindow(logits), unwindow(context)
+
+
+def _softmax(logits: torch.Tensor) -> torch.Tensor:
+    """Softmax over the window in at least single precision (the official code turns autocast off)."""
+    if logits.dtype in (torch.float32, torch.float64):
+        return torch.softmax(logits, dim=-1)
+    return torch.softmax(logits, dim=-1, dtype=torch.float32).to(logits.dtype)
