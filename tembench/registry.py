@@ -105,8 +105,22 @@ class VariantSpec:
         return bool(self.members)
 
     def without_temporal(self) -> "VariantSpec":
-        """The same backbone with no temporal module (the baseline of ``temporal_gflops``)."""
-        return replace(self, temporal=None, options={}, claims=())
+        """The same backbone with no temporal module (the baseline of ``temporal_gflops``).
+
+        Options that configure the backbone itself (those the arch accepts without a temporal
+        module, e.g. UniFormer's ``stem_stride``) are kept."""
+        return replace(self, temporal=None, options=backbone_options(self.arch, self.temporal, self.options),
+                       claims=())
+
+
+def backbone_options(arch: str, temporal: str | None, options: dict[str, Any]) -> dict[str, Any]:
+    """The effective values (given or defaulted by the temporal module) of the options that
+    configure the plain backbone, e.g. EMIM's stride-1 stem."""
+    from tembench.models.build import arch_module
+
+    module = arch_module(arch)
+    effective = {**module.option_defaults(temporal), **options}
+    return {k: effective[k] for k in module.option_defaults(None) if k in effective}
 
 
 @dataclass(frozen=True)

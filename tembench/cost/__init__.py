@@ -95,9 +95,10 @@ def _raw_counts(spec: VariantSpec, frames: int, size: int, classes: int, tempora
             total.uncounted.update(part.uncounted)
             total.params += part.params
         return total
+    if not temporal:
+        spec = spec.without_temporal()
     return _count_cached(
-        spec.arch, spec.backbone, spec.temporal if temporal else None,
-        json.dumps(spec.options if temporal else {}, sort_keys=True), frames, size, classes,
+        spec.arch, spec.backbone, spec.temporal, json.dumps(spec.options, sort_keys=True), frames, size, classes,
     )
 
 

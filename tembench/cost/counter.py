@@ -251,6 +251,65 @@ class _Regions(TorchFunctionMode):
             self.stack.pop()
 
 
+# Shape-only fast paths for meta tensors. PyTorch's meta kernels for elementwise ops, layer norm
+# and matmuls run as Python reference code (most of the counting time of a transformer); these ops'
+# output shapes are simple, so on meta tensors the counter makes the output directly.
+def _unary(args, kwargs):
+    return torch.empty_like(args[0])
+
+
+def _binary(args, kwargs):
+    a, b = args[0], args[1]
+    if not isinstance(b, torch.Tensor):
+        return torch.empty_like(a)
+    if not isinstance(a, torch.Tensor):
+        return torch.empty_like(b)
+    shape = torch.broadcast_shapes(a.shape, b.shape)
+    dtype = torch.result_type(a, b)
+    if tuple(a.shape) == tuple(shape):
+        return torch.empty_like(a, dtype=dtype)
+    if tuple(b.shape) == tuple(shape):
+        return torch.empty_like(b, dtype=dtype)
+    return torch.empty(shape, dtype=dtype, device="meta")
+
+
+def _layer_norm_out(args, kwargs):
+    x, normalized = args[0], args[1]
+    stat = tuple(x.shape[: x.dim() - len(normalized)]) + (1,) * len(normalized)
+    return (torch.empty(x.shape, dtype=x.dtype, device="meta"), torch.empty(stat, dtype=x.dtype, device="meta"),
+            torch.empty(stat, dtype=x.dtype, device="meta"))
+
+
+def _mm_out(args, kwargs):
+    a, b = args[-2], args[-1]
+    return torch.empty((a.shape[0], b.shape[1]), dtype=a.dtype, device="meta")
+
+
+def _bmm_out(args, kwargs):
+    a, b = args[-2], args[-1]
+    return torch.empty((a.shape[0], a.shape[1], b.shape[2]), dtype=a.dtype, device="meta")
+
+
+_FAST: dict[Any, Callable] = {aten.native_layer_norm.default: _layer_norm_out, aten.mm.default: _mm_out,
+                              aten.addmm.default: _mm_out, aten.bmm.default: _bmm_out,
+                              aten.baddbmm.default: _bmm_out}
+for _n in ("gelu", "relu", "sigmoid", "silu", "tanh", "neg", "exp", "log", "sqrt", "rsqrt", "abs",
+           "hardtanh", "leaky_relu", "reciprocal", "log1p", "erf", "sin", "cos", "sign"):
+    _FAST[getattr(aten, _n).default] = _unary
+for _n in ("_softmax", "_log_softmax"):
+    _FAST[getattr(aten, _n).default] = _unary
+for _n in ("add", "sub", "mul", "div", "pow"):
+    for _ov in ("Scalar", "Tensor_Scalar"):
+        if hasattr(getattr(aten, _n), _ov):
+            _FAST[getattr(getattr(aten, _n), _ov)] = _unary
+for _n in ("add", "sub", "mul", "div", "maximum", "minimum"):
+    _FAST[getattr(getattr(aten, _n), "Tensor" if hasattr(getattr(aten, _n), "Tensor") else "default")] = _binary
+
+
+def _all_meta(args) -> bool:
+    return all(a.is_meta for a in args if isinstance(a, torch.Tensor))
+
+
 class _Counter(TorchDispatchMode):
     def __init__(self, regions: _Regions, modules: list[str], counts: OpCounts):
         super().__init__()
@@ -259,7 +318,11 @@ class _Counter(TorchDispatchMode):
         self.counts = counts
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
+        fast = _FAST.get(func)
+        if fast is not None and not kwargs and _all_meta(args):
+            out = fast(args, kwargs)
+        else:
+            out = func(*args, **(kwargs or {}))
         module = self.modules[-1]
         if self.regions.stack:
             kind = self.regions.stack[0]

@@ -43,10 +43,9 @@ def build_from_spec(spec: VariantSpec, frames: int | None = None, num_classes: i
     classes = spec.classes if num_classes is None else num_classes
     if isinstance(classes, bool) or not isinstance(classes, int) or classes <= 0:
         raise UsageError(f"num_classes must be a positive integer, got {classes!r}")
-    module = arch_module(spec.arch)
-    if temporal:
-        return module.build(spec.backbone, spec.temporal, dict(spec.options), frames, classes)
-    return module.build(spec.backbone, None, {}, frames, classes)
+    if not temporal:
+        spec = spec.without_temporal()
+    return arch_module(spec.arch).build(spec.backbone, spec.temporal, dict(spec.options), frames, classes)
 
 
 def build_model(variant: str | VariantSpec, frames: int | None = None, num_classes: int | None = None) -> nn.Module:
