@@ -1,0 +1,332 @@
+"""The report's plots, as PNG and SVG (matplotlib's Agg canvas; pyplot and its global state are not used).
+
+* ``accuracy-vs-gflops``: top-1 against GFLOPs per view, one panel per dataset; the paper's points
+  (open circles), the same rows at the measured GFLOPs (crosses, joined to the published point) and,
+  where an accuracy run exists, measured GFLOPs and measured top-1 (stars).
+* ``scaling``: GFLOPs and latency against frames, log-log, one line per representative variant of
+  each family, with the fitted growth exponent k (cost ~ frames^k) in the legend.
+* ``temporal-overhead``: what the temporal module adds to its backbone: GFLOPs, params and, where a
+  runtime run timed it, milliseconds.
+
+Every plot works with no stored run at all: cost is counted here, on the meta device; panels that
+need latency or accuracy runs say that none exist and show the command that would make them.
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+from tembench.registry import Registry, VariantSpec, registry
+from tembench.report.claims import ClaimRow
+from tembench.report.tables import (DATASET_LABELS, RunSet, dataset_name, evaluated,
+                                    is_random_init, is_synthetic, metric_value, table_sources)
+
+PLOT_NAMES = ("accuracy-vs-gflops", "scaling", "temporal-overhead")  # the order of all_plots()
+SCALING_FRAMES = (8, 16, 32)
+PAPER_MARKERS = "osD^vP"
+
+
+@dataclass
+class Plot:
+    name: str  # file stem
+    title: str
+    caption: str  # what is shown, what is missing, and the commands behind the numbers
+    png: bytes
+    svg: bytes
+
+
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    return fig
+
+
+def _save(fig, name: str, title: str, caption: str) -> Plot:
+    import matplotlib
+
+    png, svg = io.BytesIO(), io.BytesIO()
+    with matplotlib.rc_context({"svg.hashsalt": "tembench", "svg.fonttype": "none"}):
+        fig.savefig(png, format="png", metadata={"Software": None})
+        fig.savefig(svg, format="svg", metadata={"Date": None, "Creator": None})
+    return Plot(name, title, caption, png.getvalue(), svg.getvalue())
+
+
+def _empty_note(ax, text: str) -> None:
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=9, wrap=True,
+            color="#555555", bbox={"boxstyle": "round", "fc": "#f4f4f4", "ec": "#cccccc"})
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _log_axis(axis) -> None:
+    """Plain numbers (20, 50, 100) on a log axis instead of 2x10^1 labels that collide."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def fit_exponent(xs: Sequence[float], ys: Sequence[float]) -> float | None:
+    """Least-squares slope of log y on log x: y ~ x^k. None with fewer than two distinct x or y <= 0."""
+    pts = [(math.log(x), math.log(y)) for x, y in zip(xs, ys) if x > 0 and y > 0]
+    if len({p[0] for p in pts}) < 2:
+        return None
+    mx = sum(p[0] for p in pts) / len(pts)
+    my = sum(p[1] for p in pts) / len(pts)
+    return sum((p[0] - mx) * (p[1] - my) for p in pts) / sum((p[0] - mx) ** 2 for p in pts)
+
+
+# ------------------------------------------------------------------------------------------
+# Which variants the scaling and overhead plots show
+# ------------------------------------------------------------------------------------------
+
+def representatives(reg: Registry, paper: str | None = None, per_family: int = 2,
+                    temporal_only: bool = False) -> list[VariantSpec]:
+    """Up to ``per_family`` variants of each family, distinct architectures, most-claimed first."""
+    chosen: dict[str, list[VariantSpec]] = {}
+    seen = set()
+    specs = [v for v in reg.select() if not v.is_ensemble and (not temporal_only or v.temporal)
+             and (paper is None or any(c.paper == paper.lower() for c in v.claims))]
+    for v in sorted(specs, key=lambda v: (-len(v.claims), v.id)):
+        arch = (v.family, v.backbone, v.temporal, json.dumps(v.options, sort_keys=True))
+        fam = chosen.setdefault(v.family, [])
+        if arch in seen or len(fam) >= per_family:
+            continue
+        seen.add(arch)
+        fam.append(v)
+    return [v for fam in sorted(chosen) for v in sorted(chosen[fam], key=lambda v: v.id)]
+
+
+def _family_colors(families: Sequence[str]) -> dict[str, str]:
+    palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
+               "#7f7f7f", "#bcbd22"]
+    return {f: palette[i % len(palette)] for i, f in enumerate(sorted(set(families)))}
+
+
+# ------------------------------------------------------------------------------------------
+# Top-1 vs GFLOPs per view
+# ------------------------------------------------------------------------------------------
+
+def _accuracy_points(paper: str | None, reg: Registry):
+    """(published points, measured-GFLOPs points, run points) per dataset."""
+    sources = table_sources(paper, None, reg)
+    claims = [c for c in reg.claims() if c.source in sources and (c.metric == "gflops" or c.metric == "top1")]
+    evals = dict(zip(claims, evaluated(claims, reg)))
+    gflops: dict[tuple[str, str], ClaimRow] = {}
+    for c, ev in evals.items():
+        if c.metric == "gflops":
+            gflops[(c.source, c.row or c.variant)] = ev
+    points: dict[str, dict[tuple, dict]] = {}
+    for c, ev in evals.items():
+        g = gflops.get((c.source, c.row or c.variant))
+        if c.metric != "top1" or g is None or not c.dataset:
+            continue
+        key = (c.variant, c.protocol, c.value)
+        points.setdefault(c.dataset, {}).setdefault(key, {
+            "paper": c.paper, "variant": c.variant, "row": c.row, "top1": c.value,
+            "published": g.claimed, "measured": g.measured})
+    return points
+
+
+def accuracy_vs_gflops(runs: RunSet, paper: str | None = None, reg: Registry | None = None) -> Plot:
+    reg = reg or registry()
+    points = _accuracy_points(paper, reg)
+    run_points: dict[str, list[dict]] = {}
+    for rec, run in runs.with_metric("top1"):
+        ds = dataset_name(rec) or "unknown"
+        v = rec.get("variant")
+        if v not in reg.variants:
+            continue
+        g = rec.get("gflops")
+        if g is None:
+            from tembench.cost import count_spec
+
+            spec = reg.variants[v]
+            g = count_spec(spec, frames=None if spec.is_ensemble else rec.get("frames"),
+                           temporal_baseline=False).macs / 1e9
+        run_points.setdefault(ds, []).append({"variant": v, "gflops": g, "top1": metric_value(rec, "top1"),
+                                              "synthetic": is_synthetic(rec), "random": is_random_init(rec)})
+    datasets = sorted(points, key=lambda d: -len(points[d]))[:3]
+    datasets += [d for d in run_points if d not in datasets]
+    n = max(1, len(datasets))
+    fig = _figure(4.6 * n, 4.2)
+    axes = fig.subplots(1, n, squeeze=False)[0]
+    papers = sorted({p["paper"] for d in points.values() for p in d.values()})
+    markers = {p: PAPER_MARKERS[i % len(PAPER_MARKERS)] for i, p in enumerate(papers)}
+    colors = _family_colors(papers)
+    if not datasets:
+        _empty_note(axes[0], "no paper table publishes top-1 and GFLOPs together")
+    for ax, ds in zip(axes, datasets):
+        pts = list(points.get(ds, {}).values())
+        for paper_key in papers:
+            mine = [p for p in pts if p["paper"] == paper_key]
+            if not mine:
+                continue
+            col = colors[paper_key]
+            for p in mine:
+                if p["measured"] is not None:
+                    ax.plot([p["published"], p["measured"]], [p["top1"], p["top1"]], color=col, lw=0.6, alpha=0.5)
+            ax.scatter([p["published"] for p in mine], [p["top1"] for p in mine], s=28,
+                       facecolors="none", edgecolors=col, marker=markers[paper_key], lw=1.0,
+                       label=f"{paper_key.upper()} published")
+            measured = [p for p in mine if p["measured"] is not None]
+            ax.scatter([p["measured"] for p in measured], [p["top1"] for p in measured], s=22,
+                       color=col, marker="x", lw=1.0, label=f"{paper_key.upper()} at measured GFLOPs")
+        rp = [p for p in run_points.get(ds, []) if p["top1"] is not None]
+        if rp:
+            ax.scatter([p["gflops"] for p in rp], [p["top1"] for p in rp], s=90, marker="*", color="black",
+                       zorder=5, label="measured top-1 (run)")
+            for p in rp:
+                tags = [t for t, on in (("synthetic data", p["synthetic"]), ("random init", p["random"])) if on]
+                ax.annotate(p["variant"].split("/")[-1] + (f" ({', '.join(tags)})" if tags else ""),
+                            (p["gflops"], p["top1"]), fontsize=7, xytext=(4, 4), textcoords="offset points")
+        ax.set_xscale("log")
+        _log_axis(ax.xaxis)
+        ax.set_xlabel("GFLOPs per view (log)")
+        ax.set_ylabel("top-1 (%)")
+        ax.set_title(DATASET_LABELS.get(ds, ds))
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    n_runs = sum(len(v) for v in run_points.values())
+    caption = ("Top-1 against GFLOPs per view (fvcore multiply-adds). Open markers: the paper's numbers; "
+               "crosses: the same rows at the GFLOPs measured here (joined to the published point); ")
+    caption += (f"stars: {n_runs} accuracy runs." if n_runs else
+                "no accuracy runs exist, so every top-1 shown is the paper's "
+                "(`tembench eval VARIANT --data ROOT` adds measured points).")
+    fig.suptitle("Top-1 vs GFLOPs per view: published and measured", fontsize=11)
+    return _save(fig, "accuracy-vs-gflops", "Top-1 vs GFLOPs per view", caption)
+
+
+# ------------------------------------------------------------------------------------------
+# GFLOPs and latency vs frames
+# ------------------------------------------------------------------------------------------
+
+def _latency_series(runs: RunSet) -> dict[tuple[str, str], list[tuple[int, float]]]:
+    series: dict[tuple[str, str], dict[int, float]] = {}
+    for rec, run in runs.with_metric("latency_ms"):
+        frames = rec.get("frames")
+        if not isinstance(frames, int) or not rec.get("variant"):
+            continue
+        device = str(rec.get("device") or "cpu")
+        batch = rec.get("batch")
+        key = (rec["variant"], device + (f", batch {batch}" if batch not in (None, 1) else ""))
+        series.setdefault(key, {})[frames] = metric_value(rec, "latency_ms")
+    return {k: sorted(v.items()) for k, v in series.items()}
+
+
+def scaling(runs: RunSet, paper: str | None = None, reg: Registry | None = None,
+            frames: Sequence[int] = SCALING_FRAMES) -> Plot:
+    from tembench.cost import count_spec
+
+    reg = reg or registry()
+    specs = representatives(reg, paper, per_family=2)
+    colors = _family_colors([v.family for v in specs])
+    fig = _figure(12, 4.8)
+    ax_g, ax_l = fig.subplots(1, 2)
+    drawn: list[str] = []  # families already drawn: a family's second variant is dashed
+    for v in specs:
+        ys = [count_spec(v, frames=t, temporal_baseline=False).macs / 1e9 for t in frames]
+        k = fit_exponent(frames, ys)
+        ls = "--" if v.family in drawn else "-"
+        drawn.append(v.family)
+        ax_g.plot(frames, ys, ls, marker="o", ms=3, color=colors[v.family], label=f"{v.id} (k={k:.2f})")
+    latency = _latency_series(runs)
+    for (variant, device), pts in sorted(latency.items()):
+        xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+        k = fit_exponent(xs, ys)
+        fam = variant.split("/")[0]
+        ax_l.plot(xs, ys, "-", marker="o", ms=3, color=colors.get(fam, "black"),
+                  label=f"{variant} [{device}]" + (f" (k={k:.2f})" if k is not None else ""))
+    for ax, what in ((ax_g, "GFLOPs per view"), (ax_l, "latency (ms, median)")):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(list(frames), [str(t) for t in frames])
+        ax.set_xlabel("frames (log)")
+        ax.set_ylabel(f"{what} (log)")
+        ax.grid(True, which="both", alpha=0.3)
+    ax_g.set_yscale("log")
+    _log_axis(ax_g.yaxis)
+    ax_g.set_title("GFLOPs vs frames (counted on the meta device)")
+    ax_g.legend(fontsize=7, loc="upper left")
+    ids = " ".join(v.id for v in specs[:3])
+    if latency:
+        ax_l.set_yscale("log")
+        _log_axis(ax_l.yaxis)
+        ax_l.set_title("latency vs frames (stored runtime runs)")
+        ax_l.legend(fontsize=7, loc="upper left")
+        tail = f"latency: {len(latency)} series from stored runtime runs."
+    else:
+        ax_l.set_title("latency vs frames")
+        _empty_note(ax_l, "no latency runs stored yet\n"
+                          f"`tembench profile {specs[0].id if specs else 'tsm/tsm-r50'} --latency --frames "
+                          f"{','.join(map(str, frames))}`\nwould add them here")
+        tail = "no latency runs exist, so the latency panel is empty."
+    fig.suptitle("Growth with frames (log-log; k = fitted exponent, cost ~ frames^k)", fontsize=11)
+    caption = (f"GFLOPs per view against frames ({', '.join(map(str, frames))}) on log-log axes, with the "
+               f"fitted exponent k; counted as by `tembench profile {ids} --frames {','.join(map(str, frames))}`; "
+               + tail)
+    return _save(fig, "scaling", "GFLOPs and latency vs frames", caption)
+
+
+# ------------------------------------------------------------------------------------------
+# Temporal-module overhead
+# ------------------------------------------------------------------------------------------
+
+def temporal_overhead(runs: RunSet, paper: str | None = None, reg: Registry | None = None) -> Plot:
+    from tembench.cost import count_spec
+
+    reg = reg or registry()
+    specs = list(reversed(representatives(reg, paper, per_family=6, temporal_only=True)))
+    colors = _family_colors([v.family for v in specs])
+    costs = [count_spec(v) for v in specs]
+    ms: dict[str, float] = {}
+    for rec, _run in runs.with_metric("temporal_ms"):
+        spec = reg.variants.get(rec.get("variant"))
+        if spec is not None and rec.get("frames") in (None, spec.frames):
+            ms[spec.id] = metric_value(rec, "temporal_ms")
+    height = max(3.0, 0.28 * len(specs) + 1.4)
+    fig = _figure(13, height)
+    axes = fig.subplots(1, 3, sharey=True)
+    labels = [f"{v.id} ({v.temporal}, {v.frames}f)" for v in specs]
+    ys = list(range(len(specs)))
+    cols = [colors[v.family] for v in specs]
+    panels = [("GFLOPs added per view", [(c.temporal_macs or 0) / 1e9 for c in costs]),
+              ("params added (M)", [(c.temporal_params or 0) / 1e6 for c in costs])]
+    for ax, (title, values) in zip(axes, panels):
+        ax.barh(ys, values, color=cols)
+        for y, val in zip(ys, values):
+            ax.text(val, y, f" {val:.2f}", va="center", fontsize=6)
+        ax.set_title(title, fontsize=10)
+        ax.grid(True, axis="x", alpha=0.3)
+    axes[0].set_yticks(ys, labels, fontsize=7)
+    ax_ms = axes[2]
+    if ms:
+        vals = [ms.get(v.id, 0.0) for v in specs]
+        ax_ms.barh(ys, vals, color=cols)
+        for y, v in zip(ys, specs):
+            ax_ms.text(ms.get(v.id, 0.0), y, f" {ms[v.id]:.2f}" if v.id in ms else " no run", va="center", fontsize=6)
+        ax_ms.set_title("time added (ms, stored runtime runs)", fontsize=10)
+        ax_ms.grid(True, axis="x", alpha=0.3)
+        tail = f"milliseconds from stored runtime runs for {len(ms)} of the {len(specs)} variants."
+    else:
+        ax_ms.set_title("time added (ms)", fontsize=10)
+        ax_ms.text(0.5, 0.5, "no runtime runs with per-module time\n(`tembench profile VARIANT --latency`)",
+                   transform=ax_ms.transAxes, ha="center", va="center", fontsize=8, color="#555555",
+                   bbox={"boxstyle": "round", "fc": "#f4f4f4", "ec": "#cccccc"})
+        ax_ms.set_xticks([])
+        tail = "no runtime runs exist, so the milliseconds panel is empty (a zero-FLOP module such as the TSM shift still costs time)."
+    fig.suptitle("What the temporal module adds to its backbone (default frames and input size)", fontsize=11)
+    caption = ("GFLOPs and params the temporal module adds over the same backbone without it (fvcore "
+               "multiply-adds, per view), counted as by `tembench profile VARIANT` (columns temporal_gflops, "
+               "temporal_params); " + tail)
+    return _save(fig, "temporal-overhead", "Temporal-module overhead", caption)
+
+
+def all_plots(runs: RunSet | None = None, paper: str | None = None, reg: Registry | None = None) -> list[Plot]:
+    runs = runs or RunSet()
+    reg = reg or registry()
+    return [accuracy_vs_gflops(runs, paper, reg), scaling(runs, paper, reg), temporal_overhead(runs, paper, reg)]
