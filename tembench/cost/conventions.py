@@ -61,6 +61,28 @@ CONVENTIONS: dict[str, Convention] = {
             "published ViT GFLOPs (ICCV 2023, Tables 3, 4, A.6, A.7).",
             exclude_modules=("*.attn", "*.attn.*"),
         ),
+        Convention(
+            "ila-paper",
+            "fvcore's rules counting the IST block as the ILA paper describes it (ICCV 2023, §3.1-3.2: "
+            "the convolution module predicting the interactive points, masks, pooling, spatial "
+            "attention): the released code's additions -- message_fc/message_ln in front of the "
+            "alignment, the interactive tokens (message_attn.conv, message_attn.fc) and the two zero-"
+            "initialised skip projections -- are left out. Reproduces ILA's SSv2 GFLOPs (Table 2, "
+            "ViT-B/16, ViT-L/14) and TimeSformer + ILA (Table 3).",
+            exclude_modules=("*.message_fc", "*.message_ln", "*.temporal_skip_fc", "*.temporal_skip_align_fc",
+                             "*.message_attn.fc", "*.message_attn.conv"),
+        ),
+        Convention(
+            "ila-paper-k400",
+            "ila-paper without the Kinetics-400 interactive block (message_attn.interactive_block: the "
+            "released depthwise-separable convolution and 3x3 convolution, 2D -> 256 channels): the "
+            "paper's Kinetics convolution module counted as the point-prediction convolutions only "
+            "(its SSv2 module adds 'two 3x3 convolution layers', Appendix A). Reproduces ILA's "
+            "Kinetics-400 GFLOPs (Tables 1, 4, 7, 8, 15) within 2.5%.",
+            exclude_modules=("*.message_fc", "*.message_ln", "*.temporal_skip_fc", "*.temporal_skip_align_fc",
+                             "*.message_attn.fc", "*.message_attn.conv", "*.message_attn.interactive_block",
+                             "*.message_attn.interactive_block.*"),
+        ),
     )
 }
 
