@@ -379,8 +379,13 @@ class meta_build(TorchFunctionMode):
         super().__exit__(*exc)
         return self._device.__exit__(*exc)
 
+    _INIT = {getattr(nn.init, n) for n in (
+        "uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_", "dirac_",
+        "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_", "sparse_")
+        if hasattr(nn.init, n)}
+
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        if func in self._INPLACE and args and getattr(args[0], "is_meta", False):
+        if (func in self._INPLACE or func in self._INIT) and args and getattr(args[0], "is_meta", False):
             return args[0]
         return func(*args, **(kwargs or {}))
 
