@@ -117,3 +117,178 @@ def claims(paper: str | None = None, source: str | None = None) -> list[dict]:
     return [r.as_dict() for r in evaluate_claims(paper=paper, source=source)]
 
 
+
+
+# ---- runtime: latency, memory, per-module time, traces ---------------------------------------------
+
+def runtime_options(latency: bool = True, memory: bool = False, device: str = "cpu", dtype: str = "fp32",
+                    channels_last: bool = False, compile: bool = False, trace: str | None = None,
+                    find_max_batch: bool = False, budget: float = 10.0, warmup: float = 1.0,
+                    min_reps: int = 5, target_spread: float = 0.05, threads: int | None = None):
+    """Validated :class:`~tembench.runtime.RuntimeOptions` (one-line :class:`UsageError` on bad input)."""
+    from tembench.runtime import RuntimeOptions, TimingConfig
+
+    if not budget > 0:
+        raise UsageError(f"budget must be a positive number of seconds, got {budget}")
+    if not warmup >= 0:
+        raise UsageError(f"warmup must be a non-negative number of seconds, got {warmup}")
+    return RuntimeOptions(latency=latency, memory=memory, device=device, dtype=dtype, channels_last=channels_last,
+                          compile=compile, trace_dir=trace, find_max_batch=find_max_batch, threads=threads,
+                          timing=TimingConfig(warmup_s=warmup, budget_s=budget, min_reps=min_reps,
+                                              target_spread=target_spread))
+
+
+def runtime_cases(patterns: list[str] | None = None, frames: list[int] | None = None, size: int | None = None,
+                  views: str | None = None, batches: list[int] | None = None):
+    """The grid of runtime cases: variants x frame counts x batch sizes."""
+    from tembench.runtime import runtime_cases as cases
+
+    return cases(patterns, frames, size, views, batches)
+
+
+def runtime_record(case, options, max_batch_cache: dict | None = None) -> dict:
+    """Measure one runtime case (see :func:`tembench.runtime.measure_case`)."""
+    from tembench.runtime import measure_case
+
+    return measure_case(case, options, max_batch_cache)
+
+
+def runtime_profile(patterns: list[str] | None = None, frames: list[int] | str | None = None,
+                    size: int | None = None, views: str | None = None, batches: list[int] | str | None = None,
+                    options=None, on_record: Callable[[dict], None] | None = None, **option_kwargs) -> list[dict]:
+    """Latency / memory records for every matching variant, frame count and batch size.
+
+    ``options`` is a :class:`~tembench.runtime.RuntimeOptions`, or give :func:`runtime_options`' keywords,
+    e.g. ``runtime_profile("tsm/tsm-r50", frames="8,16", memory=True, budget=5)``.
+    """
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    if isinstance(frames, str):
+        frames = parse_int_list(frames)
+    if isinstance(batches, str):
+        batches = parse_int_list(batches, "batch sizes")
+    opts = options if options is not None else runtime_options(**option_kwargs)
+    cache: dict = {}
+    records = []
+    for case in runtime_cases(patterns, frames, size, views, batches):
+        rec = runtime_record(case, opts, cache)
+        records.append(rec)
+        if on_record:
+            on_record(rec)
+    return records
+
+
+def scaling(records: list[dict]) -> list[dict]:
+    """Growth exponent of cost and latency with frames for each frame sweep in ``records``."""
+    from tembench.runtime import scaling_rows
+
+    return scaling_rows(records)
+
+
+def module_table(records: list[dict]) -> list[dict]:
+    """Time per top-level and per temporal module, one row per module per record."""
+    from tembench.runtime.modules import module_rows
+
+    return [row for r in records for row in module_rows(r)]
+
+
+def results(directory=None, runs: bool = False, **filters) -> list[dict]:
+    """Rows of the results store: records (or, with ``runs=True``, one row per run) passing ``filters``."""
+    from tembench.results.query import check_directory, records, run_rows, select_runs
+
+    directory = check_directory(directory)
+    if not runs:
+        return records(directory, **filters)
+    run_keys = ("kind", "run_status", "run", "since", "hardware", "last")
+    selected = select_runs(directory, **{k: v for k, v in filters.items() if k in run_keys})
+    if any(v for k, v in filters.items() if k not in run_keys):  # record filters: runs holding a match
+        ids = {r["run_id"] for r in records(directory, **filters)}
+        selected = [r for r in selected if r.get("run_id") in ids]
+    return run_rows(selected)
+
+
+# ------------------------------------------------------------------------------------------------
+# Accuracy evaluation (tembench eval / metrics / data)
+# ------------------------------------------------------------------------------------------------
+
+def evaluate(variant: str, data: str, **kwargs) -> dict | None:
+    """Accuracy of ``variant`` on a dataset split under a protocol preset; returns the saved record
+    (``None`` on non-zero ranks of a torchrun launch). See :func:`tembench.evaluate.runner.evaluate`."""
+    from tembench.evaluate.runner import evaluate as _evaluate
+
+    return _evaluate(variant, data, **kwargs)
+
+
+def find_run(ref: str, runs_dir: str | None = None) -> dict:
+    """A run file given its path, or its run id (or a unique prefix) in the runs directory."""
+    from pathlib import Path
+
+    from tembench.results.store import default_runs_dir, load_run
+
+    p = Path(ref)
+    if p.suffix == ".json" or p.is_file():
+        run = load_run(p)
+        run["path"] = str(p)
+        return run
+    directory = Path(runs_dir) if runs_dir else default_runs_dir()
+    hits = sorted(directory.glob(f"{ref}*.json"))
+    if len(hits) != 1:
+        what = "no run" if not hits else f"{len(hits)} runs"
+        raise UsageError(f"{what} in {directory} match {ref!r}; give the run file's path or a unique run id")
+    run = load_run(hits[0])
+    run["path"] = str(hits[0])
+    return run
+
+
+def recompute_metrics(refs: list[str], fusion: str | None = None, allow_mismatch: bool = False,
+                      runs_dir: str | None = None) -> list[dict]:
+    """Fusion and metrics recomputed from the per-view logits stored with accuracy runs (no model run).
+    Several runs are only compared when their dataset fingerprints match (unless ``allow_mismatch``)."""
+    from tembench.evaluate.fingerprint import require_same
+    from tembench.evaluate.runner import recompute
+
+    rows = []
+    for ref in refs:
+        rows.extend(recompute(find_run(ref, runs_dir), fusion))
+    if not allow_mismatch:
+        for r in rows[1:]:
+            require_same(rows[0]["dataset_fingerprint"], r["dataset_fingerprint"],
+                         (f"{rows[0]['run_id']} ({rows[0]['variant']})", f"{r['run_id']} ({r['variant']})"))
+    return rows
+
+
+def synth_dataset(fmt: str, out: str, train_per_class: int = 12, val_per_class: int = 4,
+                  size: str = "96x72", frames: str = "24-40", seed: int = 0) -> dict:
+    """Write a synthetic dataset in a real on-disk format (``tembench data synth``)."""
+    from tembench.data.synth import write_synthetic
+
+    m = re.fullmatch(r"(\d+)x(\d+)", size.strip())
+    if not m:
+        raise UsageError(f"--size must be WIDTHxHEIGHT (e.g. 96x72), got {size!r}")
+    f = re.fullmatch(r"(\d+)(?:-(\d+))?", frames.strip())
+    if not f:
+        raise UsageError(f"--frames must be N or MIN-MAX (e.g. 24-40), got {frames!r}")
+    lo = int(f.group(1))
+    hi = int(f.group(2)) if f.group(2) else lo
+    return write_synthetic(fmt, out, train_per_class, val_per_class, (int(m.group(1)), int(m.group(2))), (lo, hi), seed)
+
+
+def protocols() -> list[dict]:
+    """The named test-protocol presets."""
+    from tembench.data.protocols import list_protocols
+
+    return list_protocols()
+
+
+def dataset_info(data: str, split: str = "val", dataset_format: str | None = None, list_file: str | None = None,
+                 label_order: str | None = None) -> dict:
+    """What a dataset reader finds in a data root (format, classes, videos, missing media)."""
+    import os
+
+    from tembench.data.formats import read_dataset
+
+    ds = read_dataset(data, split, dataset_format, list_file, label_order)
+    missing = [it.id for it in ds.items if not os.path.exists(it.path)]
+    return {"format": ds.format, "split": ds.split, "classes": ds.num_classes, "videos": len(ds.items),
+            "missing_media": len(missing), "multilabel": ds.multilabel, "label_order": ds.label_order,
+            "annotation_sha256": ds.annotation_hash()[:16], "first_missing": missing[:5]}

@@ -18,7 +18,7 @@ try:  # typer >= 0.22 vendors click as typer._click
 except ImportError:  # pragma: no cover
     from click import exceptions as click_exceptions
 
-from tembench.errors import TembenchError
+from tembench.errors import TembenchError, UsageError
 from tembench.report.render import OutputFormat, print_rows
 
 app = typer.Typer(
@@ -67,6 +67,10 @@ def list_cmd(patterns: PatternsArg = None, format: FormatOpt = OutputFormat.tabl
 
 PROFILE_COLUMNS = ["variant", "frames", "input_size", "views", "gflops", "gflops_total", "params",
                    "temporal_gflops", "temporal_params"]
+RUNTIME_COLUMNS = ["variant", "frames", "input_size", "views", "batch", "device", "dtype", "gflops", "latency_ms",
+                   "latency_p90_ms", "latency_spread", "reps", "clips_per_s", "videos_per_s", "temporal_gflops",
+                   "temporal_ms", "rss_increase_mib", "mem_peak_alloc_mib", "mem_peak_reserved_mib",
+                   "nvml_process_peak_mib", "max_batch", "max_batch_bound", "status"]
 
 
 @app.command("profile")
@@ -79,34 +83,120 @@ def profile_cmd(
     format: FormatOpt = OutputFormat.table,
     out: Annotated[Optional[Path], typer.Option(help="Directory for the run record. Default: $TEMBENCH_RUNS or results/runs.")] = None,
     save: Annotated[bool, typer.Option("--save/--no-save", help="Write the run record.")] = True,
+    latency: Annotated[bool, typer.Option("--latency", help="Time real forwards: median, p90, IQR, throughput, time per module.", rich_help_panel="Runtime")] = False,
+    memory: Annotated[bool, typer.Option("--memory", help="Measure memory in a separate forward (CUDA peak allocated/reserved + NVML, or CPU peak RSS increase).", rich_help_panel="Runtime")] = False,
+    device: Annotated[Optional[str], typer.Option(help="cpu, cuda or cuda:N. Default: cpu.", rich_help_panel="Runtime")] = None,
+    batch: Annotated[Optional[str], typer.Option(help="Batch sizes in videos, e.g. 1,8; each video's views go through together. Default: 1.", rich_help_panel="Runtime")] = None,
+    dtype: Annotated[Optional[str], typer.Option(help="Weights and input dtype: fp32, fp16 or bf16. Default: fp32.", rich_help_panel="Runtime")] = None,
+    channels_last: Annotated[bool, typer.Option("--channels-last", help="Channels-last memory format.", rich_help_panel="Runtime")] = False,
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model (compiled during warm-up).", rich_help_panel="Runtime")] = False,
+    trace: Annotated[Optional[Path], typer.Option(help="Write torch.profiler traces to DIR/<case>/<worker>.pt.trace.json (tensorboard --logdir DIR, or Perfetto).", rich_help_panel="Runtime")] = None,
+    find_max_batch: Annotated[bool, typer.Option("--find-max-batch", help="Also search the largest batch that fits (the other measurements keep their batch).", rich_help_panel="Runtime")] = False,
+    modules: Annotated[bool, typer.Option("--modules", help="Also print the time per top-level and per temporal module.", rich_help_panel="Runtime")] = False,
+    budget: Annotated[Optional[float], typer.Option(help="Seconds of timed repetitions per case, at least 5 are always taken. Default: 10.", rich_help_panel="Runtime")] = None,
+    warmup: Annotated[Optional[float], typer.Option(help="Minimum warm-up seconds per case (and at least 3 calls). Default: 1.", rich_help_panel="Runtime")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="Torch intra-op threads for the measurement. Default: torch's own.", rich_help_panel="Runtime")] = None,
 ) -> None:
     """Measure cost (GFLOPs per view and total, params, temporal-module share) of registered variants.
 
     Counting runs on the meta device: no weights, no real compute. Each record is appended to the
     run file as soon as it is measured.
-    """
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    With --latency, --memory, --trace or --find-max-batch the variants are built and run on --device:
+    one record per variant x frames x batch, with the cost beside the time (temporal_ms beside
+    temporal_gflops). Out-of-memory cases are recorded as such and the run goes on; Ctrl-C keeps what
+    was measured.
+    """
     from tembench.api import cost_record, parse_int_list, profile_cases
     from tembench.cost.conventions import get_convention
-    from tembench.results.store import RunWriter
 
     if size is not None and size <= 0:
         raise typer.BadParameter(f"must be a positive integer, got {size}", param_hint="--size")
     get_convention(convention)
-    cases = profile_cases(patterns, parse_int_list(frames), size, views)
-    writer = RunWriter("cost", out, params={"patterns": patterns, "frames": frames, "size": size,
-                                            "views": views, "convention": convention}) if save else None
-    records = []
+    runtime = latency or memory or trace is not None or find_max_batch
+    if not runtime:
+        given = [name for name, value in (("--device", device), ("--batch", batch), ("--dtype", dtype),
+                                          ("--channels-last", channels_last), ("--compile", compile),
+                                          ("--modules", modules), ("--budget", budget), ("--warmup", warmup),
+                                          ("--threads", threads))
+                 if value not in (None, False)]
+        if given:
+            raise UsageError(f"{', '.join(given)} only apply to runtime profiling; add --latency, --memory, "
+                             "--trace or --find-max-batch")
+        cases = profile_cases(patterns, parse_int_list(frames), size, views)
+        params = {"patterns": patterns, "frames": frames, "size": size, "views": views, "convention": convention}
+        records, path = _measure_grid("cost", cases, lambda c: cost_record(*c, convention),
+                                      lambda c: f"{c[0].id} @{c[1] or c[0].frames}", "counting", out, save, params)
+        print_rows(records, format, columns=PROFILE_COLUMNS if format is OutputFormat.table else None,
+                   title=f"Cost per view ({convention}: GFLOPs = 1e9 multiply-adds) — {len(records)} cases")
+        if path:
+            _err(f"saved {len(records)} records to {path}")
+        return
+    _profile_runtime(patterns=patterns, frames=frames, size=size, views=views, format=format, out=out, save=save,
+                     latency=latency, memory=memory, device=device or "cpu", batch=batch,
+                     dtype=dtype or "fp32", channels_last=channels_last, compile=compile, trace=trace,
+                     find_max_batch=find_max_batch, modules=modules, budget=10.0 if budget is None else budget,
+                     warmup=1.0 if warmup is None else warmup, threads=threads)
+
+
+def _profile_runtime(*, patterns, frames, size, views, format, out, save, latency, memory, device, batch, dtype,
+                     channels_last, compile, trace, find_max_batch, modules, budget, warmup, threads) -> None:
+    from tembench.api import module_table, parse_int_list, runtime_cases, runtime_options, runtime_record, scaling
+    from tembench.env import fingerprint
+    from tembench.runtime.runner import sigterm_as_interrupt, torch_threads
+
+    opts = runtime_options(latency=latency, memory=memory, device=device, dtype=dtype, channels_last=channels_last,
+                           compile=compile, trace=None if trace is None else str(trace),
+                           find_max_batch=find_max_batch, budget=budget, warmup=warmup, threads=threads)
+    cases = runtime_cases(patterns, parse_int_list(frames), size, views, parse_int_list(batch, "batch sizes"))
+    params = {"patterns": patterns, "frames": frames, "size": size, "views": views, "batch": batch,
+              "latency": latency, "memory": memory, "device": opts.device, "dtype": dtype,
+              "channels_last": channels_last, "compile": compile, "trace": None if trace is None else str(trace),
+              "find_max_batch": find_max_batch, "budget_s": budget, "warmup_s": warmup, "threads": threads}
+    cache: dict = {}
+    with sigterm_as_interrupt(), torch_threads(threads):
+        records, path = _measure_grid("runtime", cases, lambda c: runtime_record(c, opts, cache),
+                                      lambda c: f"{c.spec.id} @{c.t} x{c.batch}", "measuring", out, save, params,
+                                      fingerprint=fingerprint(opts.device, dtype),
+                                      summary=lambda recs: {"scaling": scaling(recs)})
+    table = format is OutputFormat.table
+    cols = [c for c in RUNTIME_COLUMNS if any(r.get(c) is not None for r in records)] if table else None
+    print_rows(records, format, columns=cols,
+               title=f"Runtime on {opts.device}, {dtype} (latency per forward of batch x views clips; "
+                     f"GFLOPs per view, fvcore) — {len(records)} cases")
+    if format in (OutputFormat.table, OutputFormat.markdown):
+        if growth := scaling(records):
+            print_rows(growth, format, title="Growth with frames: value ~ frames^exponent")
+        if modules:
+            print_rows(module_table(records), format, title="Time per module (ms, hooks; median of 3 forwards)")
+    if path:
+        _err(f"saved {len(records)} records to {path}")
+    for r in records:
+        if r["status"] != "ok":
+            _err(f"{r['status']}: {r['variant']} @{r['frames']} batch {r['batch']}: {r.get('error', '')}")
+    if any(r["status"] == "error" for r in records):
+        raise typer.Exit(1)
+
+
+def _measure_grid(kind, cases, measure, describe, verb, out, save, params, fingerprint=None, summary=None):
+    """Measure every case with a progress bar, appending each record to the run file as it comes.
+
+    Returns (records, path of the run file or None)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from tembench.results.store import RunWriter
+
+    writer = RunWriter(kind, out, params=params, fingerprint=fingerprint) if save else None
+    records: list[dict] = []
     progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                         TimeElapsedColumn(), TimeRemainingColumn(), transient=True,
                         console=_stderr_console(), disable=not sys.stderr.isatty())
     try:
         with progress:
-            task = progress.add_task("counting", total=len(cases))
-            for spec, t, s, crops, clips in cases:
-                progress.update(task, description=f"{spec.id} @{t or spec.frames}")
-                rec = cost_record(spec, t, s, crops, clips, convention)
+            task = progress.add_task(verb, total=len(cases))
+            for case in cases:
+                progress.update(task, description=describe(case))
+                rec = measure(case)
                 records.append(rec)
                 if writer:
                     writer.add(rec)
@@ -117,12 +207,8 @@ def profile_cmd(
             writer.close(status, error=None if status == "interrupted" else str(e))
             _err(f"{len(records)} of {len(cases)} cases measured; kept in {writer.path}")
         raise
-    if writer:
-        path = writer.close("complete")
-    print_rows(records, format, columns=PROFILE_COLUMNS if format is OutputFormat.table else None,
-               title=f"Cost per view ({convention}: GFLOPs = 1e9 multiply-adds) — {len(records)} cases")
-    if writer:
-        _err(f"saved {len(records)} records to {path}")
+    path = writer.close("complete", **(summary(records) if summary else {})) if writer else None
+    return records, path
 
 
 CLAIM_COLUMNS = ["source", "row", "variant", "metric", "claimed", "measured", "rel_err", "status", "diagnosis"]

@@ -92,7 +92,7 @@ def option_defaults(temporal: str | None) -> dict[str, Any]:
 
 
 def build(backbone: str, temporal: str | None, options: dict[str, Any], frames: int, num_classes: int) -> VideoResNet:
-    block, layers = ARCH_SETTINGS[backbone]
+    block, layers, width = ARCH_SETTINGS[backbone]
     opts = {**option_defaults(temporal), **options}
     stages = set(opts.pop("stages", []))
     hooks: dict[str, Any] = {}
@@ -113,7 +113,7 @@ def build(backbone: str, temporal: str | None, options: dict[str, Any], frames: 
             )
         elif slot == "stage_end" and opts.pop("tconv"):  # ATM's T-Conv, per block of ``stages``
             hooks["temporal"] = lambda i, s, c: TemporalConv(c, frames, 3, channelwise=True) if in_stage(s) else None
-    model = VideoResNet(block, layers, num_classes=num_classes, frames=frames, **hooks)
+    model = VideoResNet(block, layers, num_classes=num_classes, frames=frames, width=width, **hooks)
     if temporal == "atm":
         position = opts.pop("position")
         if position not in (2, 3, 4, 5):

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch.nn as nn
 
-from tembench.models.backbones.uniformer import ARCH_SETTINGS, UniFormer
+from tembench.models.backbones.uniformer import ARCH_SETTINGS, UniFormer, uniformer
 from tembench.models.temporal.emim import EMIMAttention
 
 BACKBONES = tuple(ARCH_SETTINGS)
@@ -81,5 +81,4 @@ def build(backbone: str, temporal: str | None, options: dict[str, Any], frames: 
         attention = _emim_hook(opts)
     elif temporal is not None:
         raise ValueError(f"unknown temporal module {temporal!r} for UniFormer; one of {', '.join(TEMPORAL)}")
-    return UniFormer(ARCH_SETTINGS[backbone], num_classes=num_classes, stem_stride=opts["stem_stride"],
-                     attention=attention)
+    return uniformer(backbone, num_classes=num_classes, stem_stride=opts["stem_stride"], attention=attention)

@@ -49,8 +49,8 @@ class RunWriter:
     """Collects the records of one run and keeps them on disk after every ``add``."""
 
     def __init__(self, kind: str, out_dir: str | Path | None = None, command: list[str] | None = None,
-                 params: dict | None = None):
-        from tembench.env import fingerprint
+                 params: dict | None = None, fingerprint: dict | None = None):
+        from tembench.env import fingerprint as current_fingerprint
 
         out_dir = Path(out_dir) if out_dir is not None else default_runs_dir()
         try:
@@ -67,7 +67,7 @@ class RunWriter:
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "command": command if command is not None else sys.argv,
             "params": params or {},
-            "fingerprint": fingerprint(),
+            "fingerprint": fingerprint if fingerprint is not None else current_fingerprint(),
             "status": "running",
             "records": [],
         }
@@ -78,11 +78,13 @@ class RunWriter:
         self.data["records"].append(record)
         self._flush()
 
-    def close(self, status: str = "complete", error: str | None = None) -> Path:
+    def close(self, status: str = "complete", error: str | None = None, **summary) -> Path:
+        """Final status (``complete``, ``interrupted``, ``failed``); ``summary`` adds run-level results."""
         self.data["status"] = status
         self.data["elapsed_s"] = round(time.monotonic() - self._t0, 3)
         if error:
             self.data["error"] = error
+        self.data.update(summary)
         self._flush()
         return self.path
 
@@ -115,7 +117,8 @@ def load_run(path: str | Path) -> dict:
 
 
 def load_runs(directory: str | Path | None = None, kind: str | None = None) -> list[dict]:
-    """All readable run files in ``directory`` (oldest first); unreadable ones are skipped with a warning."""
+    """All readable run files in ``directory`` (oldest first), incomplete ones included (their ``status``
+    says ``running``, ``interrupted`` or ``failed``); unreadable files are skipped with a warning."""
     directory = Path(directory) if directory is not None else default_runs_dir()
     runs = []
     for path in sorted(directory.glob("*.json")):
@@ -130,12 +133,16 @@ def load_runs(directory: str | Path | None = None, kind: str | None = None) -> l
     return runs
 
 
-def load(directory: str | Path | None = None, kind: str | None = None):
-    """Every record of every run as a pandas DataFrame, with run id, kind and status columns."""
+def load(directory: str | Path | None = None, kind: str | None = None, **filters):
+    """Every record of every run as a pandas DataFrame, one row per record.
+
+    Run-level columns come first: ``run_id``, ``kind``, ``run_status``, ``created``, ``hardware_hash``;
+    then the record's own fields (a runtime record's ``status`` is ``ok``, ``oom``, ``error`` or ``skipped``).
+    ``filters`` are those of :func:`tembench.results.query.records` (``patterns``, ``status``, ``device``,
+    ``since``, ``last``, ``where``, ...).
+    """
     import pandas as pd
 
-    rows = []
-    for run in load_runs(directory, kind):
-        for rec in run["records"]:
-            rows.append({"run_id": run["run_id"], "kind": run["kind"], "status": run["status"], **rec})
-    return pd.DataFrame(rows)
+    from tembench.results.query import records
+
+    return pd.DataFrame(records(directory, kind=kind, **filters))

@@ -63,6 +63,8 @@ CONFIGS: dict[str, ViTConfig] = {
     "vit-b16": ViTConfig(width=768, layers=12, patch=16, resolution=224, embed_dim=512),
     "vit-l14": ViTConfig(width=1024, layers=24, patch=14, resolution=224, embed_dim=768),
     "vit-l14-336": ViTConfig(width=1024, layers=24, patch=14, resolution=336, embed_dim=768),
+    # small-width tower of the motion-sensitivity benchmark (trained from scratch on CPU)
+    "vit-tiny": ViTConfig(width=64, layers=4, patch=8, resolution=32, embed_dim=64),
 }
 CLIP_NAMES = {"ViT-B/32": "vit-b32", "ViT-B/16": "vit-b16", "ViT-L/14": "vit-l14", "ViT-L/14@336px": "vit-l14-336"}
 

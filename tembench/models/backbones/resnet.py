@@ -99,19 +99,20 @@ class ResNet(nn.Module):
         shift: BlockHook = None,
         temporal: BlockHook = None,
         conv1: Callable[[int, int, int, int, int], Optional[nn.Module]] | None = None,
+        width: int = 64,
     ):
         super().__init__()
-        self.inplanes = 64
-        self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
+        self.inplanes = width  # 64 for every ImageNet ResNet; smaller for the motion benchmark's
+        self.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.layer1 = self._make_layer(block, 64, layers[0], 1, 0, shift, temporal, conv1)
-        self.layer2 = self._make_layer(block, 128, layers[1], 2, 1, shift, temporal, conv1)
-        self.layer3 = self._make_layer(block, 256, layers[2], 2, 2, shift, temporal, conv1)
-        self.layer4 = self._make_layer(block, 512, layers[3], 2, 3, shift, temporal, conv1)
+        self.layer1 = self._make_layer(block, width, layers[0], 1, 0, shift, temporal, conv1)
+        self.layer2 = self._make_layer(block, width * 2, layers[1], 2, 1, shift, temporal, conv1)
+        self.layer3 = self._make_layer(block, width * 4, layers[2], 2, 2, shift, temporal, conv1)
+        self.layer4 = self._make_layer(block, width * 8, layers[3], 2, 3, shift, temporal, conv1)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(512 * block.expansion, num_classes)
+        self.fc = nn.Linear(width * 8 * block.expansion, num_classes)
 
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -154,19 +155,22 @@ class ResNet(nn.Module):
         return self.fc(self.features(x))
 
 
+# name -> (block, blocks per stage, base width)
 ARCH_SETTINGS = {
-    "resnet18": (BasicBlock, [2, 2, 2, 2]),
-    "resnet34": (BasicBlock, [3, 4, 6, 3]),
-    "resnet50": (Bottleneck, [3, 4, 6, 3]),
-    "resnet101": (Bottleneck, [3, 4, 23, 3]),
-    "resnet152": (Bottleneck, [3, 8, 36, 3]),
+    "resnet18": (BasicBlock, [2, 2, 2, 2], 64),
+    "resnet34": (BasicBlock, [3, 4, 6, 3], 64),
+    "resnet50": (Bottleneck, [3, 4, 6, 3], 64),
+    "resnet101": (Bottleneck, [3, 4, 23, 3], 64),
+    "resnet152": (Bottleneck, [3, 8, 36, 3], 64),
+    # small-width network of the motion-sensitivity benchmark (trained from scratch on CPU)
+    "resnet10-w16": (BasicBlock, [1, 1, 1, 1], 16),
 }
 
 
 def resnet(name: str, **kwargs) -> ResNet:
     """``resnet("resnet50", num_classes=400)``; keyword arguments go to :class:`ResNet`."""
-    block, layers = ARCH_SETTINGS[name]
-    return ResNet(block, layers, **kwargs)
+    block, layers, width = ARCH_SETTINGS[name]
+    return ResNet(block, layers, width=width, **kwargs)
 
 
 class _After(nn.Module):

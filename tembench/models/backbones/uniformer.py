@@ -36,9 +36,12 @@ __all__ = ["UniFormer", "CBlock", "SABlock", "Attention", "PatchEmbed", "ARCH_SE
 ARCH_SETTINGS: dict[str, tuple[int, int, int, int]] = {
     "uniformer-s": (3, 4, 8, 3),
     "uniformer-b": (5, 8, 20, 7),
+    "uniformer-tiny": (1, 1, 1, 1),  # the motion benchmark's small network (with TINY_DIMS)
 }
 EMBED_DIMS = (64, 128, 320, 512)
 HEAD_DIM = 64
+# name -> (stage widths, head dim) where they differ from UniFormer's
+WIDTHS: dict[str, tuple[tuple[int, int, int, int], int]] = {"uniformer-tiny": ((16, 32, 64, 128), 32)}
 
 # (stage 3|4, block index in stage, dim, heads) -> attention module, or None for global attention
 AttentionHook = Optional[Callable[[int, int, int, int], Optional[nn.Module]]]
@@ -145,12 +148,13 @@ class UniFormer(nn.Module):
 
     def __init__(self, depths: tuple[int, int, int, int], num_classes: int = 400, stem_stride: int = 2,
                  mlp_ratio: float = 4.0, qkv_bias: bool = True, in_chans: int = 3,
-                 attention: AttentionHook = None):
+                 attention: AttentionHook = None, dims: tuple[int, int, int, int] = EMBED_DIMS,
+                 head_dim: int = HEAD_DIM):
         super().__init__()
         if stem_stride not in (1, 2):
             raise ValueError(f"stem_stride must be 1 (EMIM) or 2 (UniFormer), got {stem_stride!r}")
-        d = EMBED_DIMS
-        heads = [dim // HEAD_DIM for dim in d]
+        d = dims
+        heads = [dim // head_dim for dim in d]
         self.depths, self.stem_stride = tuple(depths), stem_stride
         self.patch_embed1 = PatchEmbed(in_chans, d[0], (3, 4, 4), (stem_stride, 4, 4), (1, 0, 0))
         self.patch_embed2 = PatchEmbed(d[0], d[1], (1, 2, 2), (1, 2, 2))
@@ -210,4 +214,6 @@ def uniformer(name: str, num_classes: int = 400, stem_stride: int = 2, attention
         depths = ARCH_SETTINGS[name]
     except KeyError:
         raise ValueError(f"unknown UniFormer {name!r}; one of {', '.join(ARCH_SETTINGS)}") from None
-    return UniFormer(depths, num_classes=num_classes, stem_stride=stem_stride, attention=attention)
+    dims, head_dim = WIDTHS.get(name, (EMBED_DIMS, HEAD_DIM))
+    return UniFormer(depths, num_classes=num_classes, stem_stride=stem_stride, attention=attention,
+                     dims=dims, head_dim=head_dim)

@@ -1,0 +1,186 @@
+"""CI regression tracking: measure now, load the committed baselines, let :mod:`tembench.gates` judge.
+
+Baselines live in ``results/baselines/`` as run records (the same self-describing JSON files the
+results store writes): ``cost.json`` (every registered variant at its default frames, with
+per-module multiply-adds), ``latency.json`` (CPU latency samples of a small fixed set of variants,
+with the fingerprint of the machine that measured them) and ``motion.json`` (the motion-benchmark
+accuracies with per-clip correctness). ``tembench check --accept`` rewrites them deliberately.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tembench import gates
+from tembench.errors import UsageError
+from tembench.results.store import SCHEMA_VERSION, atomic_write_json
+
+DEFAULT_BASELINE = Path("results/baselines")
+COST_FILE, LATENCY_FILE, MOTION_FILE = "cost.json", "latency.json", "motion.json"
+MODULE_DEPTH = 3  # per-module diffs down to e.g. layer1.0.temporal
+
+
+def cost_records(patterns: list[str] | None = None) -> list[dict]:
+    """Cost of every selected variant at its default frames, with per-module multiply-adds."""
+    from tembench.cost import count_spec
+    from tembench.registry import registry
+
+    out = []
+    for spec in registry().select(patterns):
+        r = count_spec(spec, temporal_baseline=False)
+        out.append({"variant": spec.id, "frames": r.frames, "input_size": r.input_size, "classes": r.classes,
+                    "macs": r.macs, "params": r.params, "modules": r.module_totals(MODULE_DEPTH)})
+    return out
+
+
+def _record_file(kind: str, records: list[dict], extra: dict | None = None) -> dict:
+    from tembench.env import fingerprint
+
+    return {"schema_version": SCHEMA_VERSION, "kind": kind, "fingerprint": fingerprint(),
+            "status": "complete", **(extra or {}), "records": records}
+
+
+def load_baseline(directory: str | Path, name: str) -> dict | None:
+    path = Path(directory) / name
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise UsageError(f"baseline {path} is unreadable ({e}); regenerate it with `tembench check --accept`") from None
+    if data.get("schema_version") != SCHEMA_VERSION or "records" not in data:
+        raise UsageError(f"baseline {path} has an unknown layout; regenerate it with `tembench check --accept`")
+    return data
+
+
+def check_cost(baseline_dir: Path, accept: bool = False, patterns: list[str] | None = None) -> list[gates.Verdict]:
+    current = cost_records(patterns)
+    base = load_baseline(baseline_dir, COST_FILE)
+    if accept or base is None:
+        atomic_write_json(baseline_dir / COST_FILE, _record_file("cost", current))
+        base = load_baseline(baseline_dir, COST_FILE)
+    records = base["records"]
+    if patterns:
+        keep = {r["variant"] for r in current}
+        records = [r for r in records if r["variant"] in keep]
+    return gates.cost_gate(records, current)
+
+
+def check_accuracy(baseline_dir: Path, accept: bool = False, current: list[dict] | None = None,
+                   patterns: list[str] | None = None) -> list[gates.Verdict]:
+    from tembench.sanity import run_benchmark
+
+    current = current if current is not None else run_benchmark(patterns)
+    base = load_baseline(baseline_dir, MOTION_FILE)
+    if accept or base is None:
+        atomic_write_json(baseline_dir / MOTION_FILE, _record_file("accuracy", current))
+        base = load_baseline(baseline_dir, MOTION_FILE)
+    by_variant = {r["variant"]: r for r in base["records"]}
+    verdicts = []
+    for rec in current:
+        b = by_variant.get(rec["variant"])
+        if b is None:
+            verdicts.append(gates.Verdict("accuracy", rec["variant"], "top1", None, rec["top1"], gates.NEW,
+                                          "not in the baseline", "%"))
+            continue
+        verdicts.append(gates.accuracy_gate(rec["variant"], b, rec))
+    for rec in current:  # a model that no longer does its job fails even without a baseline change
+        if rec["purpose"].startswith("FAILS"):
+            verdicts.append(gates.Verdict("accuracy", rec["variant"], "purpose", None, rec["top1"],
+                                          gates.REGRESSION, rec["purpose"], "%"))
+    return verdicts
+
+
+# The small fixed set whose CPU latency CI tracks (variant, frames, input size).
+LATENCY_SET = (("tsn/tsn-r18", 8, 112), ("tsm/tsm-r18", 8, 112), ("motion/tanet", 8, 32), ("motion/emim", 8, 32))
+LATENCY_BUDGET_S = 4.0
+
+
+def latency_records(cases=LATENCY_SET, budget_s: float = LATENCY_BUDGET_S, threads: int = 2) -> list[dict]:
+    """CPU latency (raw samples kept) of each case, measured with tembench's own timing loop."""
+    from tembench.registry import registry
+    from tembench.runtime.runner import Case, RuntimeOptions, measure_case
+    from tembench.runtime.timing import TimingConfig
+
+    opts = RuntimeOptions(latency=True, device="cpu", modules=False, threads=threads,
+                          timing=TimingConfig(budget_s=budget_s, min_run_s=min(2.0, budget_s), max_reps=400))
+    out = []
+    for variant, frames, size in cases:
+        rec = measure_case(Case(registry().get(variant), frames, size, 1, 1, 1), opts)
+        out.append({k: rec.get(k) for k in ("variant", "frames", "input_size", "batch", "latency_ms",
+                                            "latency_spread", "samples_ms", "status", "error") if k in rec})
+    return out
+
+
+def check_latency(baseline_dir: Path, accept: bool = False, current: list[dict] | None = None) -> list[gates.Verdict]:
+    from tembench.env import hardware_hash
+
+    base = load_baseline(baseline_dir, LATENCY_FILE)
+    here = hardware_hash()
+    if base is not None and not accept and base["fingerprint"].get("hardware_hash") != here:
+        return [gates.latency_gate(_latency_key(r), r.get("samples_ms") or [], [], same_hardware=False)
+                for r in base["records"]]
+    current = current if current is not None else latency_records()
+    if accept or base is None:
+        atomic_write_json(baseline_dir / LATENCY_FILE, _record_file("latency", current))
+        base = load_baseline(baseline_dir, LATENCY_FILE)
+    by_key = {_latency_key(r): r for r in base["records"]}
+    verdicts = []
+    for rec in current:
+        key = _latency_key(rec)
+        b = by_key.get(key)
+        if b is None:
+            verdicts.append(gates.Verdict("latency", key, "median_ms", None, rec.get("latency_ms"), gates.NEW,
+                                          "not in the baseline", "ms"))
+        else:
+            verdicts.append(gates.latency_gate(key, b.get("samples_ms") or [], rec.get("samples_ms") or [], True))
+    return verdicts
+
+
+GATES = ("cost", "latency", "accuracy")
+
+
+def run_check(baseline_dir: str | Path = DEFAULT_BASELINE, which: list[str] | tuple[str, ...] = GATES,
+              accept: bool = False) -> list[gates.Verdict]:
+    """Measure now and judge against the baselines (writing them first when absent or ``accept``)."""
+    baseline_dir = Path(baseline_dir)
+    unknown = [g for g in which if g not in GATES]
+    if unknown or not which:
+        raise UsageError(f"unknown gate(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(GATES)}")
+    verdicts: list[gates.Verdict] = []
+    if "cost" in which:
+        verdicts += check_cost(baseline_dir, accept)
+    if "latency" in which:
+        verdicts += check_latency(baseline_dir, accept)
+    if "accuracy" in which:
+        verdicts += check_accuracy(baseline_dir, accept)
+    return verdicts
+
+
+def compare_files(a: str | Path, b: str | Path) -> list[gates.Verdict]:
+    """Compare two run records (or baseline files) of the same kind: A is the baseline, B the candidate."""
+    from tembench.results.store import load_run
+
+    ra, rb = load_run(a), load_run(b)
+    if ra.get("kind") != rb.get("kind"):
+        raise UsageError(f"cannot compare a {ra.get('kind')!r} run with a {rb.get('kind')!r} run")
+    kind = ra.get("kind")
+    if kind == "cost":
+        return gates.cost_gate(ra["records"], rb["records"])
+    if kind == "accuracy":
+        base = {r["variant"]: r for r in ra["records"]}
+        return [gates.accuracy_gate(r["variant"], base[r["variant"]], r) for r in rb["records"] if r["variant"] in base]
+    if kind in ("latency", "runtime", "profile"):
+        same = ra["fingerprint"].get("hardware_hash") == rb["fingerprint"].get("hardware_hash")
+        base = {_latency_key(r): r for r in ra["records"] if r.get("samples_ms")}
+        out = []
+        for r in rb["records"]:
+            k = _latency_key(r)
+            if k in base and r.get("samples_ms"):
+                out.append(gates.latency_gate(k, base[k]["samples_ms"], r["samples_ms"], same))
+        return out
+    raise UsageError(f"do not know how to compare runs of kind {kind!r}")
+
+
+def _latency_key(r: dict) -> str:
+    return f"{r['variant']}@{r.get('frames')}x{r.get('input_size')} b{r.get('batch', 1)}"

@@ -1,0 +1,113 @@
+"""`tembench check`, `tembench compare` and `tembench sanity`: CI regression gates and the motion benchmark."""
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from tembench.cli import PatternsArg, app
+from tembench.report.render import OutputFormat, print_rows
+
+
+class GateFormat(str, Enum):
+    table = "table"
+    markdown = "markdown"
+    json = "json"
+    github = "github"
+
+
+GATE_COLUMNS = ["gate", "key", "metric", "baseline", "current", "status", "detail"]
+GatesOpt = Annotated[str, typer.Option(help="Gates to run, comma separated: cost, latency, accuracy.")]
+GateFormatOpt = Annotated[GateFormat, typer.Option("--format", "-f", case_sensitive=False,
+                                                   help="table, markdown (pull-request comment), json, or "
+                                                        "github (github-action-benchmark customSmallerIsBetter).")]
+
+
+def _print_verdicts(verdicts, fmt: GateFormat) -> None:
+    from tembench import gates
+
+    if fmt is GateFormat.markdown:
+        print(gates.to_markdown(verdicts), end="")
+    elif fmt is GateFormat.json:
+        print(json.dumps({"summary": gates.summary(verdicts), "verdicts": [v.as_dict() for v in verdicts]}, indent=2))
+    elif fmt is GateFormat.github:
+        print(json.dumps(gates.to_github_benchmark(verdicts), indent=2))
+    else:
+        shown = [v for v in verdicts if v.status != gates.PASS] or []
+        rows = [v.as_dict() for v in shown]
+        print_rows(rows, OutputFormat.table, columns=GATE_COLUMNS,
+                   title=f"Regression gates: {', '.join(f'{n} {s}' for s, n in sorted(gates.summary(verdicts).items()))}")
+
+
+def _exit_for(verdicts) -> None:
+    failed = [v for v in verdicts if v.failed]
+    print(f"{len(verdicts)} comparisons, {len(failed)} regression(s)", file=sys.stderr)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command("check")
+def check_cmd(
+    baseline: Annotated[Path, typer.Option(help="Directory of the committed baselines.")] = Path("results/baselines"),
+    gates_: GatesOpt = "cost,latency,accuracy",
+    accept: Annotated[bool, typer.Option("--accept", help="Rewrite the baselines with the current measurements.")] = False,
+    format: GateFormatOpt = GateFormat.table,
+) -> None:
+    """Measure now and compare with the committed baselines; exit 1 on a regression.
+
+    Cost (FLOPs and params, exact, per module) always; latency only on the machine whose fingerprint
+    the baseline carries (otherwise "not comparable", not a failure); the motion-benchmark accuracy
+    always (on the same dataset fingerprint).
+    """
+    from tembench.check import run_check
+
+    verdicts = run_check(baseline, [g.strip() for g in gates_.split(",") if g.strip()], accept=accept)
+    _print_verdicts(verdicts, format)
+    _exit_for(verdicts)
+
+
+@app.command("compare")
+def compare_cmd(
+    a: Annotated[Path, typer.Argument(help="Baseline run record (JSON).")],
+    b: Annotated[Path, typer.Argument(help="Candidate run record (JSON) of the same kind.")],
+    format: GateFormatOpt = GateFormat.table,
+) -> None:
+    """Compare two run records of the same kind (cost, latency or accuracy); exit 1 on a regression."""
+    from tembench.check import compare_files
+
+    verdicts = compare_files(a, b)
+    _print_verdicts(verdicts, format)
+    _exit_for(verdicts)
+
+
+@app.command("sanity")
+def sanity_cmd(
+    patterns: PatternsArg = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Training epochs per model (default 10).")] = None,
+    format: Annotated[OutputFormat, typer.Option("--format", "-f", case_sensitive=False)] = OutputFormat.table,
+    out: Annotated[Optional[Path], typer.Option(help="Directory for the run record.")] = None,
+) -> None:
+    """Motion-sensitivity benchmark: train the small `motion/*` variants on synthetic direction-of-motion
+    clips (fixed seeds, CPU) and check that order-blind models stay at chance and temporal ones learn."""
+    import time
+
+    from tembench.results.store import RunWriter
+    from tembench.sanity import MotionConfig, run_benchmark
+
+    if epochs is not None and epochs <= 0:
+        raise typer.BadParameter("must be a positive integer", param_hint="--epochs")
+    cfg = MotionConfig() if epochs is None else MotionConfig(epochs=epochs)
+    t0 = time.perf_counter()
+    with RunWriter("accuracy", out, params={"benchmark": "motion", "config": cfg.__dict__}) as writer:
+        records = run_benchmark(patterns, cfg, on_record=lambda r: (writer.add(r), print(
+            f"{r['variant']}: top-1 {r['top1']:.1f}% in {r['train_s']:.0f} s — {r['purpose']}", file=sys.stderr)))
+    rows = [{k: v for k, v in r.items() if k != "correct"} for r in records]
+    print_rows(rows, format, columns=["variant", "temporal", "top1", "chance", "train_s", "purpose"]
+               if format is OutputFormat.table else None, title="Motion-sensitivity benchmark (2 classes, chance 50%)")
+    print(f"total {time.perf_counter() - t0:.0f} s; saved {writer.path}", file=sys.stderr)
+    if any(r["purpose"].startswith("FAILS") for r in records):
+        raise typer.Exit(1)
