@@ -21,7 +21,7 @@ class GateFormat(str, Enum):
 
 
 GATE_COLUMNS = ["gate", "key", "metric", "baseline", "current", "status", "detail"]
-GatesOpt = Annotated[str, typer.Option(help="Gates to run, comma separated: cost, latency, accuracy.")]
+GatesOpt = Annotated[str, typer.Option("--gates", help="Gates to run, comma separated: cost, latency, accuracy.")]
 GateFormatOpt = Annotated[GateFormat, typer.Option("--format", "-f", case_sensitive=False,
                                                    help="table, markdown (pull-request comment), json, or "
                                                         "github (github-action-benchmark customSmallerIsBetter).")]

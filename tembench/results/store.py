@@ -36,6 +36,7 @@ def atomic_write_json(path: Path, data: Any) -> None:
             json.dump(data, f, indent=1, default=str)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; records are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         try:
