@@ -3,7 +3,16 @@ import os
 import pytest
 import torch
 
-torch.set_num_threads(1)  # tiny forwards; avoids oversubscription on the 2-core machine
+torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Every test runs tiny CPU forwards on one intra-op thread (oversubscription on a busy 2-core
+    machine makes them many times slower); a test that changes it gets it restored."""
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(1)
 
 
 @pytest.fixture

@@ -22,15 +22,6 @@ ATM_VARIANTS = [v for v in registry().select(["atm"])]
 ATM_MODELS = [v for v in ATM_VARIANTS if not v.is_ensemble]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The real forwards here are tiny; one thread avoids oversubscription on a busy CI machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # ----------------------------------------------------------------------------------------------
 # The module
 # ----------------------------------------------------------------------------------------------

@@ -21,15 +21,6 @@ KNOWN = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The real forwards here are tiny; one thread avoids oversubscription on a busy CI machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _count(model: nn.Module, shape, convention: str = "fvcore") -> int:
     counts = count_ops(model, torch.empty(*shape, device="meta"))
     conv = CONVENTIONS[convention]

@@ -15,14 +15,6 @@ from tembench.models.temporal.emim import PAD_VALUE, EMIMAttention
 from tembench.registry import registry
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny CPU forwards run much faster on one intra-op thread, above all on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 # Operators that fvcore's rules price at zero and that any UniFormer/EMIM forward runs.
 ELEMENTWISE = {"add", "mul", "sub", "gelu", "sigmoid", "_softmax", "mean"}
 

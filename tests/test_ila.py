@@ -22,14 +22,6 @@ ILA_VARIANTS = registry().select(["ila"])
 ILA_MODELS = [v for v in ILA_VARIANTS if not v.is_ensemble]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # ----------------------------------------------------------------------------------------------
 # The alignment
 # ----------------------------------------------------------------------------------------------

@@ -12,14 +12,6 @@ from tembench.models.backbones.uniformer import Attention, CBlock, SABlock, unif
 from tembench.registry import registry
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny CPU forwards run much faster on one intra-op thread, above all on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 # Per-view GFLOPs (fvcore, stride-2 stem, 224x224), seed-code-digest §0.1 / DESIGN.md; within 0.5%.
 PUBLISHED = {
     ("uniformer/uniformer-s", 8): 17.61, ("uniformer/uniformer-s", 16): 41.76, ("uniformer/uniformer-s", 32): 109.63,
