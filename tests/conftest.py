@@ -27,3 +27,13 @@ def resnet_variants():
     from tembench.registry import registry
 
     return [v for v in registry().select() if v.arch == "resnet"]
+
+
+def run_cli(capsys, *args):
+    """Run the ``tembench`` CLI in-process: (exit code, stdout, stderr)."""
+    from tembench.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return e.value.code, out, err

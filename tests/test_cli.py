@@ -5,14 +5,11 @@ import json
 
 import pytest
 
+from conftest import run_cli as run
+
 from tembench.cli import main
 
 
-def run(capsys, *args):
-    with pytest.raises(SystemExit) as e:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return e.value.code, out, err
 
 
 def test_list_formats(capsys):

@@ -7,6 +7,8 @@ import shutil
 import numpy as np
 import pytest
 
+from conftest import run_cli as run
+
 from tembench.cli import main
 from tembench.data.synth import write_synthetic
 from tembench.evaluate.runner import evaluate
@@ -15,22 +17,8 @@ SMALL = dict(train_per_class=0, val_per_class=1, size=(32, 24), frames=(10, 14))
 FORMATS = ("ssv1", "ssv2", "k400", "diving48", "charades")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny inputs: one thread avoids OpenMP synchronisation cost on a busy 2-core machine."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
-def run(capsys, *args):
-    with pytest.raises(SystemExit) as e:
-        main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return e.value.code, out, err
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from conftest import run_cli as run
+
 from tembench.cli import main
 from tembench.report.tables import (Cell, Group, Row, RunSet, TableView, build_tables, latex_escape, load_runset,
                                     parse_runs_filter, render_tables, table_latex)
@@ -15,11 +17,6 @@ TAM2_ROWS = ["C2D", "C2D-Pool", "C2D-TConv", "C2D-TIM", "I3D 3x1x1", "TSM*", "TE
              "Global branch", "Local branch", "Global branch + SE", "TANet-R", "TANet"]
 
 
-def run(capsys, *args):
-    with pytest.raises(SystemExit) as e:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return e.value.code, out, err
 
 
 def md_table(text):

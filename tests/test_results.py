@@ -5,6 +5,8 @@ import json
 
 import pytest
 
+from conftest import run_cli as run
+
 from tembench.cli import main
 from tembench.errors import UsageError
 from tembench.results import RunWriter, load, records, select_runs
@@ -86,11 +88,6 @@ def test_load_is_a_dataframe_with_run_columns_first(store):
     assert sorted(ok["latency_ms"]) == [100.0, 100.0, 210.0]
 
 
-def run(capsys, *args):
-    with pytest.raises(SystemExit) as e:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return e.value.code, out, err
 
 
 def test_results_command_formats(capsys, store):

@@ -18,13 +18,6 @@ FAST = TimingConfig(warmup_iters=1, warmup_s=0.0, min_reps=3, budget_s=0.05)
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU; this machine has none")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: two threads on two shared cores can be 50x slower when other processes run."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def tiny_case(variant="tsn/tsn-r18", frames=2, size=32, batch=1, crops=1, clips=1):

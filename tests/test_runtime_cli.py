@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from conftest import run_cli as run
 import torch
 
 from tembench.cli import main
@@ -16,19 +18,8 @@ from tembench.results.schema import check_run
 FAST = ["--size", "32", "--budget", "0.05", "--warmup", "0", "--threads", "1"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
-def run(capsys, *args):
-    with pytest.raises(SystemExit) as e:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return e.value.code, out, err
 
 
 def test_latency_and_memory_records_are_printed_and_saved(capsys, runs_dir):
