@@ -5,6 +5,12 @@ Target (issue 6): TSM-R50 (ResNet-50 TSM), 8 frames, 224x224, CPU: the coefficie
 fresh process (``tembench profile tsm/tsm-r50 --latency --no-save --format json``), so the spread includes
 start-up effects, allocator state and the machine's load, not only the timing loop's own noise.
 
+Two things made this pass on the 2-core VM (before them: CV 11.4% at 2 threads, 5.5% at 1 thread):
+the CPU sampling window is at least 20 s (the VM's speed drifts in phases of tens of seconds, so short
+windows report whichever phase they fell in), and the heap is held (glibc's defaults page-faulted
+50-90 thousand fresh pages into every forward, a count that varied between processes). See
+tembench/runtime/timing.py and tembench.runtime.memory.hold_heap.
+
     python benchmarks/latency_stability.py [--runs 5] [--variant tsm/tsm-r50] [-- EXTRA PROFILE ARGS]
 """
 from __future__ import annotations

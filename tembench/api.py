@@ -123,19 +123,25 @@ def claims(paper: str | None = None, source: str | None = None) -> list[dict]:
 
 def runtime_options(latency: bool = True, memory: bool = False, device: str = "cpu", dtype: str = "fp32",
                     channels_last: bool = False, compile: bool = False, trace: str | None = None,
-                    find_max_batch: bool = False, budget: float = 10.0, warmup: float = 1.0,
-                    min_reps: int = 5, target_spread: float = 0.05, threads: int | None = None):
-    """Validated :class:`~tembench.runtime.RuntimeOptions` (one-line :class:`UsageError` on bad input)."""
+                    find_max_batch: bool = False, budget: float | None = None, warmup: float = 1.0,
+                    min_reps: int = 5, target_spread: float = 0.05, threads: int | None = None,
+                    steady_heap: bool = True):
+    """Validated :class:`~tembench.runtime.RuntimeOptions` (one-line :class:`UsageError` on bad input).
+
+    ``budget`` (seconds of timed samples per case) defaults by device, see
+    :meth:`~tembench.runtime.TimingConfig.for_device`; ``steady_heap`` see
+    :class:`~tembench.runtime.RuntimeOptions`."""
     from tembench.runtime import RuntimeOptions, TimingConfig
 
-    if not budget > 0:
+    if budget is not None and not budget > 0:
         raise UsageError(f"budget must be a positive number of seconds, got {budget}")
     if not warmup >= 0:
         raise UsageError(f"warmup must be a non-negative number of seconds, got {warmup}")
     return RuntimeOptions(latency=latency, memory=memory, device=device, dtype=dtype, channels_last=channels_last,
                           compile=compile, trace_dir=trace, find_max_batch=find_max_batch, threads=threads,
-                          timing=TimingConfig(warmup_s=warmup, budget_s=budget, min_reps=min_reps,
-                                              target_spread=target_spread))
+                          steady_heap=steady_heap,
+                          timing=TimingConfig.for_device(device, budget, warmup_s=warmup, min_reps=min_reps,
+                                                         target_spread=target_spread))
 
 
 def runtime_cases(patterns: list[str] | None = None, frames: list[int] | None = None, size: int | None = None,

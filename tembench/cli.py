@@ -93,9 +93,10 @@ def profile_cmd(
     trace: Annotated[Optional[Path], typer.Option(help="Write torch.profiler traces to DIR/<case>/<worker>.pt.trace.json (tensorboard --logdir DIR, or Perfetto).", rich_help_panel="Runtime")] = None,
     find_max_batch: Annotated[bool, typer.Option("--find-max-batch", help="Also search the largest batch that fits (the other measurements keep their batch).", rich_help_panel="Runtime")] = False,
     modules: Annotated[bool, typer.Option("--modules", help="Also print the time per top-level and per temporal module.", rich_help_panel="Runtime")] = False,
-    budget: Annotated[Optional[float], typer.Option(help="Seconds of timed repetitions per case, at least 5 are always taken. Default: 10.", rich_help_panel="Runtime")] = None,
+    budget: Annotated[Optional[float], typer.Option(help="Seconds of timed repetitions per case (at least 5 are always taken). Default: 30 on CPU, sampling at least 20 s so that a shared machine's slow and fast phases average out; 10 on CUDA (at least 2 s). A smaller budget also shortens that minimum.", rich_help_panel="Runtime")] = None,
     warmup: Annotated[Optional[float], typer.Option(help="Minimum warm-up seconds per case (and at least 3 calls). Default: 1.", rich_help_panel="Runtime")] = None,
     threads: Annotated[Optional[int], typer.Option(help="Torch intra-op threads for the measurement. Default: torch's own.", rich_help_panel="Runtime")] = None,
+    steady_heap: Annotated[bool, typer.Option("--steady-heap/--default-heap", help="CPU: keep freed memory in the process so forwards do not page-fault fresh memory (the record says heap=held); --default-heap measures glibc's default behaviour.", rich_help_panel="Runtime")] = True,
 ) -> None:
     """Measure cost (GFLOPs per view and total, params, temporal-module share) of registered variants.
 
@@ -118,7 +119,7 @@ def profile_cmd(
         given = [name for name, value in (("--device", device), ("--batch", batch), ("--dtype", dtype),
                                           ("--channels-last", channels_last), ("--compile", compile),
                                           ("--modules", modules), ("--budget", budget), ("--warmup", warmup),
-                                          ("--threads", threads))
+                                          ("--threads", threads), ("--default-heap", not steady_heap))
                  if value not in (None, False)]
         if given:
             raise UsageError(f"{', '.join(given)} only apply to runtime profiling; add --latency, --memory, "
@@ -135,24 +136,27 @@ def profile_cmd(
     _profile_runtime(patterns=patterns, frames=frames, size=size, views=views, format=format, out=out, save=save,
                      latency=latency, memory=memory, device=device or "cpu", batch=batch,
                      dtype=dtype or "fp32", channels_last=channels_last, compile=compile, trace=trace,
-                     find_max_batch=find_max_batch, modules=modules, budget=10.0 if budget is None else budget,
-                     warmup=1.0 if warmup is None else warmup, threads=threads)
+                     find_max_batch=find_max_batch, modules=modules, budget=budget,
+                     warmup=1.0 if warmup is None else warmup, threads=threads, steady_heap=steady_heap)
 
 
 def _profile_runtime(*, patterns, frames, size, views, format, out, save, latency, memory, device, batch, dtype,
-                     channels_last, compile, trace, find_max_batch, modules, budget, warmup, threads) -> None:
+                     channels_last, compile, trace, find_max_batch, modules, budget, warmup, threads,
+                     steady_heap) -> None:
     from tembench.api import module_table, parse_int_list, runtime_cases, runtime_options, runtime_record, scaling
     from tembench.env import fingerprint
     from tembench.runtime.runner import sigterm_as_interrupt, torch_threads
 
     opts = runtime_options(latency=latency, memory=memory, device=device, dtype=dtype, channels_last=channels_last,
                            compile=compile, trace=None if trace is None else str(trace),
-                           find_max_batch=find_max_batch, budget=budget, warmup=warmup, threads=threads)
+                           find_max_batch=find_max_batch, budget=budget, warmup=warmup, threads=threads,
+                           steady_heap=steady_heap)
     cases = runtime_cases(patterns, parse_int_list(frames), size, views, parse_int_list(batch, "batch sizes"))
     params = {"patterns": patterns, "frames": frames, "size": size, "views": views, "batch": batch,
               "latency": latency, "memory": memory, "device": opts.device, "dtype": dtype,
               "channels_last": channels_last, "compile": compile, "trace": None if trace is None else str(trace),
-              "find_max_batch": find_max_batch, "budget_s": budget, "warmup_s": warmup, "threads": threads}
+              "find_max_batch": find_max_batch, "budget_s": opts.timing.budget_s,
+              "min_run_s": opts.timing.min_run_s, "warmup_s": warmup, "threads": threads, "steady_heap": steady_heap}
     cache: dict = {}
     with sigterm_as_interrupt(), torch_threads(threads):
         records, path = _measure_grid("runtime", cases, lambda c: runtime_record(c, opts, cache),

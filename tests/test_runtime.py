@@ -1,6 +1,10 @@
 """Runtime profiling: the timing loop, memory, OOM per case, the batch search, per-module time, scaling."""
 import itertools
 import json
+import platform
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -98,6 +102,46 @@ def test_real_cpu_timing_records_the_clock_and_threads():
     s = t.summary()
     assert s["clock"] == "perf_counter" and s["threads"] == 1
     assert s["latency_ms"] > 0 and s["reps"] >= 3 and len(s["latency_samples_ms"]) == s["reps"]
+
+
+def test_device_defaults_sample_a_cpu_for_longer_and_a_budget_caps_the_window():
+    cpu, cuda = TimingConfig.for_device("cpu"), TimingConfig.for_device("cuda:1")
+    assert (cpu.min_run_s, cpu.budget_s) == (20.0, 30.0)
+    assert (cuda.min_run_s, cuda.budget_s) == (2.0, 10.0)
+    quick = TimingConfig.for_device("cpu", 3.0, warmup_s=0.5)
+    assert (quick.min_run_s, quick.budget_s, quick.warmup_s) == (3.0, 3.0, 0.5)
+    assert RuntimeOptions().timing == cpu  # the options' default follows the device
+
+
+HEAP_PROBE = """
+import resource, sys, torch
+from tembench.runtime.memory import hold_heap
+held = hold_heap() if sys.argv[1] == "held" else None
+faults = []
+for _ in range(4):
+    f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    torch.ones(48 * 2**20 // 4).sum()  # a 48 MiB temporary, as a large forward's activations
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
+print(held, min(faults[1:]))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists() or platform.libc_ver()[0] != "glibc",
+                    reason="glibc on Linux only (mallopt and /proc)")
+def test_held_heap_stops_a_repeated_temporary_from_page_faulting():
+    """With glibc's defaults a 48 MiB temporary is mmapped and unmapped each time (about 12k page faults
+    per call); once the heap is held the second and later calls reuse the same pages."""
+    out = {}
+    for mode in ("default", "held"):
+        res = subprocess.run([sys.executable, "-c", HEAP_PROBE, mode], capture_output=True, text=True, check=True)
+        held, faults = res.stdout.split()
+        out[mode] = int(faults)
+        assert held == ("True" if mode == "held" else "None")
+    assert out["default"] > 10_000 and out["held"] < 500, out
+
+
+def test_cpu_records_say_whether_the_heap_was_held():
+    assert measure_case(tiny_case(), fast_options())["heap"] == "held"
 
 
 def test_bad_timing_config_is_a_usage_error():

@@ -54,6 +54,28 @@ def free_memory(device: str = "cpu", collect: bool = False) -> None:
         malloc_trim()
 
 
+#: glibc mallopt parameters
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+HELD_HEAP_BYTES = 1 << 30
+
+
+def hold_heap() -> bool:
+    """Keep freed memory in the process: glibc serves blocks up to 1 GiB from its heap (not from fresh
+    ``mmap`` regions that are unmapped when freed) and does not hand the heap's free top back to the kernel.
+
+    With glibc's defaults, the activations of a large forward are unmapped when freed and the next forward
+    faults them in again, zeroed page by page; how many depends on the heap's layout, which varies between
+    processes. True when glibc accepted both settings (False elsewhere: nothing is changed). Process-wide
+    and not undone; :func:`malloc_trim` (used by the memory pass) still returns free memory on request.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, HELD_HEAP_BYTES)) and \
+            bool(libc.mallopt(_M_TRIM_THRESHOLD, 2 * HELD_HEAP_BYTES))
+    except (OSError, AttributeError):
+        return False
+
+
 def malloc_trim() -> None:
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
