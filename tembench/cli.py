@@ -67,8 +67,9 @@ def list_cmd(patterns: PatternsArg = None, format: FormatOpt = OutputFormat.tabl
 
 PROFILE_COLUMNS = ["variant", "frames", "input_size", "views", "gflops", "gflops_total", "params",
                    "temporal_gflops", "temporal_params"]
-RUNTIME_COLUMNS = ["variant", "frames", "input_size", "views", "batch", "device", "dtype", "gflops", "latency_ms",
-                   "latency_p90_ms", "latency_spread", "reps", "clips_per_s", "videos_per_s", "temporal_gflops",
+RUNTIME_COLUMNS = ["variant", "frames", "input_size", "views", "batch", "device", "dtype", "threads", "gflops",
+                   "latency_ms", "latency_p90_ms", "latency_spread", "reps", "clips_per_s", "videos_per_s",
+                   "temporal_gflops",
                    "temporal_ms", "rss_increase_mib", "mem_peak_alloc_mib", "mem_peak_reserved_mib",
                    "nvml_process_peak_mib", "max_batch", "max_batch_bound", "status"]
 
@@ -95,7 +96,7 @@ def profile_cmd(
     modules: Annotated[bool, typer.Option("--modules", help="Also print the time per top-level and per temporal module.", rich_help_panel="Runtime")] = False,
     budget: Annotated[Optional[float], typer.Option(help="Seconds of timed repetitions per case (at least 5 are always taken). Default: 30 on CPU, sampling at least 20 s so that a shared machine's slow and fast phases average out; 10 on CUDA (at least 2 s). A smaller budget also shortens that minimum.", rich_help_panel="Runtime")] = None,
     warmup: Annotated[Optional[float], typer.Option(help="Minimum warm-up seconds per case (and at least 3 calls). Default: 1.", rich_help_panel="Runtime")] = None,
-    threads: Annotated[Optional[int], typer.Option(help="Torch intra-op threads for the measurement. Default: torch's own.", rich_help_panel="Runtime")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="Torch intra-op threads for the measurement. Default on CPU: 1, as torch.utils.benchmark (reproducible on a shared machine; give the core count to use the whole CPU); on CUDA: torch's own.", rich_help_panel="Runtime")] = None,
     steady_heap: Annotated[bool, typer.Option("--steady-heap/--default-heap", help="CPU: keep freed memory in the process so forwards do not page-fault fresh memory (the record says heap=held); --default-heap measures glibc's default behaviour.", rich_help_panel="Runtime")] = True,
 ) -> None:
     """Measure cost (GFLOPs per view and total, params, temporal-module share) of registered variants.
@@ -156,9 +157,9 @@ def _profile_runtime(*, patterns, frames, size, views, format, out, save, latenc
               "latency": latency, "memory": memory, "device": opts.device, "dtype": dtype,
               "channels_last": channels_last, "compile": compile, "trace": None if trace is None else str(trace),
               "find_max_batch": find_max_batch, "budget_s": opts.timing.budget_s,
-              "min_run_s": opts.timing.min_run_s, "warmup_s": warmup, "threads": threads, "steady_heap": steady_heap}
+              "min_run_s": opts.timing.min_run_s, "warmup_s": warmup, "threads": opts.threads, "steady_heap": steady_heap}
     cache: dict = {}
-    with sigterm_as_interrupt(), torch_threads(threads):
+    with sigterm_as_interrupt(), torch_threads(opts.threads):
         records, path = _measure_grid("runtime", cases, lambda c: runtime_record(c, opts, cache),
                                       lambda c: f"{c.spec.id} @{c.t} x{c.batch}", "measuring", out, save, params,
                                       fingerprint=fingerprint(opts.device, dtype),

@@ -140,6 +140,17 @@ def test_held_heap_stops_a_repeated_temporary_from_page_faulting():
     assert out["default"] > 10_000 and out["held"] < 500, out
 
 
+def test_cpu_timing_defaults_to_one_thread_whatever_torch_has():
+    assert RuntimeOptions().threads == 1 and RuntimeOptions(threads=2).threads == 2
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        rec = measure_case(tiny_case(), fast_options())
+        assert rec["threads"] == 1 and torch.get_num_threads() == 2  # restored afterwards
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_cpu_records_say_whether_the_heap_was_held():
     assert measure_case(tiny_case(), fast_options())["heap"] == "held"
 

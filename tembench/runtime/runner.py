@@ -26,13 +26,18 @@ from tembench.runtime.timing import TimingConfig, time_fn
 from tembench.runtime.trace import write_trace
 
 DTYPES = ("fp32", "fp16", "bf16")
+CPU_DEFAULT_THREADS = 1
 
 
 @dataclass
 class RuntimeOptions:
     """What a runtime profile measures and how. Defaults: latency only, CPU, fp32, batch 1.
 
-    ``timing`` defaults to :meth:`TimingConfig.for_device`. ``steady_heap`` (CPU only): before measuring,
+    ``timing`` defaults to :meth:`TimingConfig.for_device`. ``threads`` (torch intra-op threads) defaults
+    to 1 on a CPU, as ``torch.utils.benchmark.Timer`` does: a parallel forward waits at every operator for
+    its slowest thread, so on a shared machine any other runnable task stalls it, and five 2-thread runs of
+    TSM-R50 8x224 on the 2-core VM varied by 3.4-7.8% (coefficient of variation) against 1.5% with one
+    thread. Give the core count to measure the whole CPU; on CUDA the default is torch's own. ``steady_heap`` (CPU only): before measuring,
     glibc is told to keep freed memory in the process (:func:`~tembench.runtime.memory.hold_heap`), so a
     forward reuses the pages of the previous one instead of faulting in fresh zeroed pages from the kernel
     (50-90 thousand page faults per TSM-R50 8x224 forward with glibc's defaults, a number that changes from
@@ -61,6 +66,8 @@ class RuntimeOptions:
         self.device = check_device(self.device)
         if self.timing is None:
             self.timing = TimingConfig.for_device(self.device)
+        if self.threads is None and self.device == "cpu":
+            self.threads = CPU_DEFAULT_THREADS
         if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int)
                                          or self.threads <= 0):
             raise UsageError(f"threads must be a positive integer, got {self.threads!r}")
