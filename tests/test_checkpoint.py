@@ -105,6 +105,18 @@ def test_clip_layouts_atm_and_ila():
     assert "visual.transformer.resblocks.0.message_fc.weight" in mapped  # ILA modules: unexpected for VideoCLIP
 
 
+def test_a_key_the_model_has_is_never_ignored():
+    """ILA/X-CLIP checkpoints: ``logit_scale`` is a text-tower name for CLIP but a parameter of the
+    video head; it must load (issue 21), while the rest of the text tower stays ignored."""
+    own = meta_state("ila/ila-vit-b32", frames=8, classes=400)
+    text = {"transformer.resblocks.0.attn.in_proj_weight": torch.empty(3, 3), "token_embedding.weight": torch.empty(2, 2),
+            "positional_embedding": torch.empty(77, 512), "ln_final.weight": torch.empty(512)}
+    ila = {**{k: v for k, v in own.items() if k != "text_features"}, **text}
+    mapped, ignored, source = map_keys(ila, keep=own.keys())
+    assert source == "clip" and sorted(ignored) == sorted(text)
+    assert "logit_scale" in mapped and not set(ignored) & set(own)
+
+
 def test_uniformer_and_emim_layouts():
     for variant in ("uniformer/uniformer-s", "emim/emim-s16"):
         own = meta_state(variant, frames=16)

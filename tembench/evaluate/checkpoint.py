@@ -19,13 +19,16 @@ source              container key       mapping
                                         -> ``layerX.i``, ``.tam`` -> ``.temporal`` (its BN-free local branch
                                         ``L.2`` -> ``L.3``); ``cls_head.fc_cls`` -> ``fc``
 ``clip``            ``module`` (ATM),   ATM DeepSpeed / ILA / OpenAI CLIP: strip ``module.``; ``visual.*`` and
-                    ``model`` (ILA)     ``fc.*`` unchanged; CLIP's text tower is ignored (listed)
+                    ``model`` (ILA)     ``fc.*`` unchanged; CLIP's text tower is ignored (listed), except the
+                                        names the model itself has (``logit_scale`` of the X-CLIP/ILA head)
 ``uniformer``       ``model_state``     EMIM / UniFormer (PySlowFast ``.pyth``): unchanged
 ``plain``           (none)              a tembench ``state_dict()``: unchanged
 ==================  ==================  =====================================================================
 
 The report lists loaded, missing (in the model, not in the file), unexpected (in the file, not in the
-model), shape-mismatched and ignored keys. BatchNorm ``num_batches_tracked`` counters are not
+model), shape-mismatched and ignored keys. A key is only ever ignored when the model has no tensor of
+that name: the text-tower names (:data:`CLIP_TEXT`) are dropped because tembench builds no text
+tower, but ILA's and X-CLIP's ``logit_scale`` is a parameter of their video head and loads. BatchNorm ``num_batches_tracked`` counters are not
 parameters and never count as missing.
 """
 from __future__ import annotations
@@ -180,8 +183,9 @@ def _map_mmaction(k: str) -> str:
     return k
 
 
-def map_keys(state: dict, source: str = "auto") -> tuple[dict, list[str], str]:
-    """(state dict with tembench names, ignored keys, source used)."""
+def map_keys(state: dict, source: str = "auto", keep=()) -> tuple[dict, list[str], str]:
+    """(state dict with tembench names, ignored keys, source used). ``keep``: the model's own names;
+    a text-tower key that is one of them is mapped, not ignored."""
     if source not in SOURCES:
         raise UsageError(f"unknown checkpoint format {source!r}; one of {', '.join(SOURCES)}")
     if source == "auto":
@@ -193,7 +197,7 @@ def map_keys(state: dict, source: str = "auto") -> tuple[dict, list[str], str]:
             k = _map_tsn_official(k)
         elif source == "mmaction":
             k = _map_mmaction(k)
-        elif source == "clip" and not k.startswith(("visual.", "fc.")) and k.startswith(CLIP_TEXT):
+        elif source == "clip" and not k.startswith(("visual.", "fc.")) and k.startswith(CLIP_TEXT) and k not in keep:
             ignored.append(key)
             continue
         out[k] = value
@@ -209,8 +213,8 @@ def load_checkpoint(model: nn.Module, path: str | Path, trust: bool = False, str
     """Load ``path`` into ``model`` (matching keys with matching shapes); raise on ``strict`` problems
     or when nothing matches."""
     state, container, trusted = read_checkpoint(path, trust)
-    mapped, ignored, used = map_keys(state, source)
     own = model.state_dict()
+    mapped, ignored, used = map_keys(state, source, keep=own.keys())
     report = CheckpointReport(str(path), file_sha256(Path(path)), container, used, trusted, ignored=ignored)
     load = {}
     for k, v in mapped.items():
