@@ -36,6 +36,7 @@ SYNTH_FORMATS = ("ssv1", "ssv2", "k400", "diving48", "charades")
 COLOURS = {"red": (220, 40, 40), "blue": (40, 90, 230)}
 DIRECTIONS = ("left to right", "right to left")
 GENERATOR_VERSION = 1
+MARKER = "tembench-synth.json"  # in the root of every dataset written here: what wrote it, and how
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,7 @@ def write_synthetic(fmt: str, out: str | Path, train_per_class: int = 12, val_pe
 
     ``size`` is (width, height), even numbers (H.264/VP9 4:2:0); ``frames`` the (min, max) video length
     (lengths are even, so that both squares move for the same number of frames).
-    Returns a summary (also written to ``tembench-synth.json``)."""
+    Returns a summary (also written to :data:`MARKER`, ``tembench-synth.json``, in ``out``)."""
     if fmt not in SYNTH_FORMATS:
         raise UsageError(f"unknown synthetic format {fmt!r}; one of {', '.join(SYNTH_FORMATS)}")
     width, height = size
@@ -173,8 +174,21 @@ def write_synthetic(fmt: str, out: str | Path, train_per_class: int = 12, val_pe
         "task": "two squares move one after the other; the label is the order and the directions "
                 "(Charades: each square's direction). Frame-order-blind models are at chance.",
     }
-    (out / "tembench-synth.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    (out / MARKER).write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     return summary
+
+
+def synthetic_summary(root: str | Path) -> dict | None:
+    """The summary of the synthetic dataset at ``root`` (its :data:`MARKER` file), or None for any other
+    data. An accuracy record carries it, so that a report can tell synthetic data after the folder is gone."""
+    path = Path(root) / MARKER
+    if not path.is_file():
+        return None
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        summary = None
+    return summary if isinstance(summary, dict) else {"generator": "tembench data synth", "marker": str(path)}
 
 
 def _ssv1(out, splits, clip, counter, rng):

@@ -27,6 +27,7 @@ import torch
 from tembench.data.formats import VideoDataset, read_dataset
 from tembench.data.loader import ViewDataset, collate_one
 from tembench.data.protocols import Protocol, default_protocol, get_protocol
+from tembench.data.synth import synthetic_summary
 from tembench.errors import UsageError
 from tembench.evaluate import distributed
 from tembench.evaluate.fingerprint import dataset_fingerprint
@@ -249,6 +250,7 @@ def evaluate(variant: str, data: str | Path, split: str = "val", protocol: str |
         "multilabel": ds.multilabel,
         "weights": Path(checkpoint).name if checkpoint else f"random init (seed {seed})",
         "randomly_initialised": checkpoint is None,
+        "synthetic": synthetic_summary(data),  # `tembench data synth` wrote the data: its summary, else None
         "videos": len(ds.items),
         "evaluated": len(ok),
         "failed": len(failed),
