@@ -227,23 +227,9 @@ def evaluate(variant: str, data: str, **kwargs) -> dict | None:
 
 def find_run(ref: str, runs_dir: str | None = None) -> dict:
     """A run file given its path, or its run id (or a unique prefix) in the runs directory."""
-    from pathlib import Path
+    from tembench.results.store import find_run as _find_run
 
-    from tembench.results.store import default_runs_dir, load_run
-
-    p = Path(ref)
-    if p.suffix == ".json" or p.is_file():
-        run = load_run(p)
-        run["path"] = str(p)
-        return run
-    directory = Path(runs_dir) if runs_dir else default_runs_dir()
-    hits = sorted(directory.glob(f"{ref}*.json"))
-    if len(hits) != 1:
-        what = "no run" if not hits else f"{len(hits)} runs"
-        raise UsageError(f"{what} in {directory} match {ref!r}; give the run file's path or a unique run id")
-    run = load_run(hits[0])
-    run["path"] = str(hits[0])
-    return run
+    return _find_run(ref, runs_dir)
 
 
 def recompute_metrics(refs: list[str], fusion: str | None = None, allow_mismatch: bool = False,

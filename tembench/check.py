@@ -11,25 +11,40 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import time
+from typing import Callable
+
 from tembench import gates
-from tembench.errors import UsageError
+from tembench.errors import BaselineError, UsageError
 from tembench.results.store import SCHEMA_VERSION, atomic_write_json
 
 DEFAULT_BASELINE = Path("results/baselines")
 COST_FILE, LATENCY_FILE, MOTION_FILE = "cost.json", "latency.json", "motion.json"
+GATE_FILES = {"cost": COST_FILE, "latency": LATENCY_FILE, "accuracy": MOTION_FILE}
 MODULE_DEPTH = 3  # per-module diffs down to e.g. layer1.0.temporal
 
+Progress = Callable[[str], None]
+"""Called with one line of progress (``"cost tsm/tsm-r50 (0.2 s)"``) after each measured model."""
 
-def cost_records(patterns: list[str] | None = None) -> list[dict]:
+
+def _say(progress: Progress | None, gate: str, what: str, t0: float) -> None:
+    if progress is not None:
+        progress(f"{gate} {what} ({time.perf_counter() - t0:.1f} s)")
+
+
+def cost_records(patterns: list[str] | None = None, progress: Progress | None = None) -> list[dict]:
     """Cost of every selected variant at its default frames, with per-module multiply-adds."""
     from tembench.cost import count_spec
     from tembench.registry import registry
 
     out = []
-    for spec in registry().select(patterns):
+    specs = registry().select(patterns)
+    for i, spec in enumerate(specs, 1):
+        t0 = time.perf_counter()
         r = count_spec(spec, temporal_baseline=False)
         out.append({"variant": spec.id, "frames": r.frames, "input_size": r.input_size, "classes": r.classes,
                     "macs": r.macs, "params": r.params, "modules": r.module_totals(MODULE_DEPTH)})
+        _say(progress, "cost", f"{i}/{len(specs)} {spec.id}", t0)
     return out
 
 
@@ -40,25 +55,35 @@ def _record_file(kind: str, records: list[dict], extra: dict | None = None) -> d
             "status": "complete", **(extra or {}), "records": records}
 
 
-def load_baseline(directory: str | Path, name: str) -> dict | None:
+def load_baseline(directory: str | Path, name: str) -> dict:
+    """A baseline file, checked: a missing, unreadable, malformed or empty baseline raises
+    :class:`~tembench.errors.BaselineError` (a gate never passes against nothing)."""
     path = Path(directory) / name
     if not path.exists():
-        return None
+        where = "" if Path(directory).is_dir() else f" (no directory {directory} here: run from the project root or pass --baseline DIR)"
+        raise BaselineError(f"no baseline {path}{where}; write one deliberately with `tembench check --accept`")
     try:
         data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise UsageError(f"baseline {path} is unreadable ({e}); regenerate it with `tembench check --accept`") from None
-    if data.get("schema_version") != SCHEMA_VERSION or "records" not in data:
-        raise UsageError(f"baseline {path} has an unknown layout; regenerate it with `tembench check --accept`")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BaselineError(f"baseline {path} is unreadable ({e}); regenerate it with `tembench check --accept`") from None
+    if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION or not isinstance(data.get("records"), list):
+        raise BaselineError(f"baseline {path} has an unknown layout; regenerate it with `tembench check --accept`")
+    if not data["records"]:
+        raise BaselineError(f"baseline {path} holds no records; regenerate it with `tembench check --accept`")
     return data
 
 
-def check_cost(baseline_dir: Path, accept: bool = False, patterns: list[str] | None = None) -> list[gates.Verdict]:
-    current = cost_records(patterns)
-    base = load_baseline(baseline_dir, COST_FILE)
-    if accept or base is None:
-        atomic_write_json(baseline_dir / COST_FILE, _record_file("cost", current))
-        base = load_baseline(baseline_dir, COST_FILE)
+def _accepted(baseline_dir: Path, name: str, kind: str, current: list[dict]) -> dict:
+    atomic_write_json(Path(baseline_dir) / name, _record_file(kind, current))
+    return load_baseline(baseline_dir, name)
+
+
+def check_cost(baseline_dir: Path, accept: bool = False, patterns: list[str] | None = None,
+               progress: Progress | None = None) -> list[gates.Verdict]:
+    base = None if accept else load_baseline(baseline_dir, COST_FILE)
+    current = cost_records(patterns, progress)
+    if accept:
+        base = _accepted(baseline_dir, COST_FILE, "cost", current)
     records = base["records"]
     if patterns:
         keep = {r["variant"] for r in current}
@@ -67,14 +92,18 @@ def check_cost(baseline_dir: Path, accept: bool = False, patterns: list[str] | N
 
 
 def check_accuracy(baseline_dir: Path, accept: bool = False, current: list[dict] | None = None,
-                   patterns: list[str] | None = None) -> list[gates.Verdict]:
+                   patterns: list[str] | None = None, progress: Progress | None = None) -> list[gates.Verdict]:
+    from tembench.registry import registry
     from tembench.sanity import run_benchmark
 
-    current = current if current is not None else run_benchmark(patterns)
-    base = load_baseline(baseline_dir, MOTION_FILE)
-    if accept or base is None:
-        atomic_write_json(baseline_dir / MOTION_FILE, _record_file("accuracy", current))
-        base = load_baseline(baseline_dir, MOTION_FILE)
+    base = None if accept else load_baseline(baseline_dir, MOTION_FILE)
+    if current is None:
+        motion = [s.id for s in registry().select(["motion"]) if _selected(s.id, patterns)]
+        t0 = time.perf_counter()
+        current = run_benchmark(motion, on_record=lambda r: _say(
+            progress, "accuracy", f"{r['variant']}: top-1 {r['top1']:.1f}%", t0)) if motion else []
+    if accept:
+        base = _accepted(baseline_dir, MOTION_FILE, "accuracy", current)
     by_variant = {r["variant"]: r for r in base["records"]}
     verdicts = []
     for rec in current:
@@ -137,8 +166,9 @@ def latency_records(cases=LATENCY_SET, budget_s: float = LATENCY_BUDGET_S, threa
     rows: dict[int, dict] = {}
     for spec, t, s in specs:
         measure_case(Case(spec, t, s, 1, 1, 1), warm)
-    for _ in range(rounds):
+    for k in range(rounds):
         for i, (spec, t, s) in enumerate(specs):
+            t0 = time.perf_counter()
             with torch_threads(threads):
                 ref_ms = time_fn(reference, "cpu", ref_cfg).median_ms
             rec = measure_case(Case(spec, t, s, 1, 1, 1), opts)
@@ -151,24 +181,26 @@ def latency_records(cases=LATENCY_SET, budget_s: float = LATENCY_BUDGET_S, threa
             row["samples_ms"] += samples
             row["relative"] += [x / ref_ms for x in samples]
             row["reference_ms"].append(ref_ms)
+            _say(progress, "latency", f"round {k + 1}/{rounds} {spec.id}@{t}x{s}", t0)
     for row in rows.values():
         row["latency_ms"] = median(row["samples_ms"]) if row["samples_ms"] else None
         row["latency_spread"] = gates.iqr_over_median(row["samples_ms"]) if row["samples_ms"] else None
     return [rows[i] for i in sorted(rows)]
 
 
-def check_latency(baseline_dir: Path, accept: bool = False, current: list[dict] | None = None) -> list[gates.Verdict]:
+def check_latency(baseline_dir: Path, accept: bool = False, current: list[dict] | None = None,
+                  patterns: list[str] | None = None, progress: Progress | None = None) -> list[gates.Verdict]:
     from tembench.env import hardware_hash
 
-    base = load_baseline(baseline_dir, LATENCY_FILE)
-    here = hardware_hash()
-    if base is not None and not accept and base["fingerprint"].get("hardware_hash") != here:
+    cases = [c for c in LATENCY_SET if _selected(c[0], patterns)]
+    base = None if accept else load_baseline(baseline_dir, LATENCY_FILE)
+    if base is not None and (base.get("fingerprint") or {}).get("hardware_hash") != hardware_hash():
         return [gates.latency_gate(_latency_key(r), r.get("samples_ms") or [], [], same_hardware=False)
-                for r in base["records"]]
-    current = current if current is not None else latency_records()
-    if accept or base is None:
-        atomic_write_json(baseline_dir / LATENCY_FILE, _record_file("latency", current))
-        base = load_baseline(baseline_dir, LATENCY_FILE)
+                for r in base["records"] if _selected(r["variant"], patterns)]
+    if current is None:
+        current = latency_records(cases, progress=progress) if cases else []
+    if accept:
+        base = _accepted(baseline_dir, LATENCY_FILE, "latency", current)
     by_key = {_latency_key(r): r for r in base["records"]}
     verdicts = []
     for rec in current:
@@ -192,28 +224,61 @@ def check_latency(baseline_dir: Path, accept: bool = False, current: list[dict] 
 GATES = ("cost", "latency", "accuracy")
 
 
+def _selected(variant: str, patterns: list[str] | None) -> bool:
+    from tembench.results.query import variant_matches
+
+    return variant_matches(variant, patterns)
+
+
 def run_check(baseline_dir: str | Path = DEFAULT_BASELINE, which: list[str] | tuple[str, ...] = GATES,
-              accept: bool = False) -> list[gates.Verdict]:
-    """Measure now and judge against the baselines (writing them first when absent or ``accept``)."""
+              accept: bool = False, progress: Progress | None = None,
+              patterns: list[str] | None = None) -> list[gates.Verdict]:
+    """Measure now and judge against the committed baselines.
+
+    Fails closed: every asked gate's baseline must exist, be readable and hold records (checked
+    before anything is measured), or :class:`~tembench.errors.BaselineError` is raised; baselines are
+    written only with ``accept``. A gate that cannot run (a missing dependency, no device, an error
+    while measuring) gives an ``error`` verdict, which fails the check like a regression. ``patterns``
+    (variant ids, families or globs) restricts every gate to the matching variants.
+    """
     baseline_dir = Path(baseline_dir)
     unknown = [g for g in which if g not in GATES]
     if unknown or not which:
         raise UsageError(f"unknown gate(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(GATES)}")
+    if patterns:
+        from tembench.registry import registry
+
+        registry().select(patterns)  # an unknown variant or family is an error, before anything is measured
+    if not accept:
+        for gate in which:
+            load_baseline(baseline_dir, GATE_FILES[gate])
+    runners = {"cost": check_cost, "latency": check_latency, "accuracy": check_accuracy}
     verdicts: list[gates.Verdict] = []
-    if "cost" in which:
-        verdicts += check_cost(baseline_dir, accept)
-    if "latency" in which:
-        verdicts += check_latency(baseline_dir, accept)
-    if "accuracy" in which:
-        verdicts += check_accuracy(baseline_dir, accept)
+    for gate in GATES:
+        if gate not in which:
+            continue
+        try:
+            verdicts += runners[gate](baseline_dir, accept, patterns=patterns, progress=progress)
+        except BaselineError:
+            raise
+        except Exception as e:  # noqa: BLE001 -- a gate that cannot run fails, it never passes
+            verdicts.append(gates.Verdict(gate, f"({gate} gate)", "run", None, None, gates.ERROR,
+                                          f"the {gate} gate could not run: {_one_line(e)}"))
     return verdicts
 
 
-def compare_files(a: str | Path, b: str | Path) -> list[gates.Verdict]:
-    """Compare two run records (or baseline files) of the same kind: A is the baseline, B the candidate."""
-    from tembench.results.store import load_run
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}"
 
-    ra, rb = load_run(a), load_run(b)
+
+def compare_files(a: str | Path | dict, b: str | Path | dict) -> list[gates.Verdict]:
+    """Compare two run records (or baseline files) of the same kind: A is the baseline, B the candidate.
+
+    Each is a path, a loaded run (a dict), or a run id (prefix) in the results directory."""
+    from tembench.results.store import find_run
+
+    ra, rb = (x if isinstance(x, dict) else find_run(str(x)) for x in (a, b))
     if ra.get("kind") != rb.get("kind"):
         raise UsageError(f"cannot compare a {ra.get('kind')!r} run with a {rb.get('kind')!r} run")
     kind = ra.get("kind")

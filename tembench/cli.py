@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -260,6 +261,25 @@ def _stderr_console():
     from rich.console import Console
 
     return Console(stderr=True, markup=False, emoji=False, highlight=False)
+
+
+@contextmanager
+def progress_lines(what: str):
+    """A ``progress(line)`` callable for long work: on a terminal one transient status line; elsewhere
+    (CI logs) each line printed to stderr with the time since the start, so a job is never silent."""
+    import time
+
+    t0 = time.perf_counter()
+    if sys.stderr.isatty():
+        console = _stderr_console()
+        with console.status(f"{what} ...") as status:
+            yield lambda line: status.update(f"{what}: {line} [{time.perf_counter() - t0:.0f} s]")
+        return
+
+    def say(line: str) -> None:
+        print(f"{what}: {line} [{time.perf_counter() - t0:.0f} s elapsed]", file=sys.stderr, flush=True)
+
+    yield say
 
 
 # Command groups that live in their own modules register themselves on `app` when imported.

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from tembench.cli import PatternsArg, app
+from tembench.cli import PatternsArg, app, progress_lines
 from tembench.report.render import OutputFormat, print_rows
 
 
@@ -37,21 +37,25 @@ def _print_verdicts(verdicts, fmt: GateFormat) -> None:
     elif fmt is GateFormat.github:
         print(json.dumps(gates.to_github_benchmark(verdicts), indent=2))
     else:
-        shown = [v for v in verdicts if v.status != gates.PASS] or []
-        rows = [v.as_dict() for v in shown]
-        print_rows(rows, OutputFormat.table, columns=GATE_COLUMNS,
-                   title=f"Regression gates: {', '.join(f'{n} {s}' for s, n in sorted(gates.summary(verdicts).items()))}")
+        print_rows(gates.gate_rows(verdicts), OutputFormat.table, title="What was compared, per gate",
+                   empty="No gate produced a verdict.")
+        shown = [v.as_dict() for v in verdicts if v.status != gates.PASS]
+        if shown:
+            print_rows(shown, OutputFormat.table, columns=GATE_COLUMNS, title="Everything that did not simply pass")
 
 
 def _exit_for(verdicts) -> None:
-    failed = [v for v in verdicts if v.failed]
-    print(f"{len(verdicts)} comparisons, {len(failed)} regression(s)", file=sys.stderr)
+    from tembench import gates
+
+    failed, line = gates.outcome(verdicts)
+    print(line, file=sys.stderr)
     if failed:
         raise typer.Exit(1)
 
 
 @app.command("check")
 def check_cmd(
+    patterns: PatternsArg = None,
     baseline: Annotated[Path, typer.Option(help="Directory of the committed baselines.")] = Path("results/baselines"),
     gates_: GatesOpt = "cost,latency,accuracy",
     accept: Annotated[bool, typer.Option("--accept", help="Rewrite the baselines with the current measurements.")] = False,
@@ -60,23 +64,29 @@ def check_cmd(
     """Measure now and compare with the committed baselines; exit 1 on a regression.
 
     Cost (FLOPs and params, exact, per module) always; latency only on the machine whose fingerprint
-    the baseline carries (otherwise "not comparable", not a failure); the motion-benchmark accuracy
-    always (on the same dataset fingerprint).
+    the baseline carries (otherwise "not comparable"); the motion-benchmark accuracy always (on the
+    same dataset fingerprint). Fails closed: no baseline, an unreadable or empty one (exit 2), a gate
+    that cannot run, or nothing compared at all (exit 1) never pass. Baselines are written only with
+    --accept. Progress goes to stderr, one line per model on a non-terminal (CI logs).
     """
     from tembench.check import run_check
 
-    verdicts = run_check(baseline, [g.strip() for g in gates_.split(",") if g.strip()], accept=accept)
+    with progress_lines("check") as progress:
+        verdicts = run_check(baseline, [g.strip() for g in gates_.split(",") if g.strip()], accept=accept,
+                             progress=progress, patterns=patterns)
     _print_verdicts(verdicts, format)
     _exit_for(verdicts)
 
 
 @app.command("compare")
 def compare_cmd(
-    a: Annotated[Path, typer.Argument(help="Baseline run record (JSON).")],
-    b: Annotated[Path, typer.Argument(help="Candidate run record (JSON) of the same kind.")],
+    a: Annotated[str, typer.Argument(help="Baseline: a run record (JSON path, e.g. results/baselines/cost.json) "
+                                          "or a run id (prefix) in the results directory.")],
+    b: Annotated[str, typer.Argument(help="Candidate of the same kind: a run record path or run id.")],
     format: GateFormatOpt = GateFormat.table,
 ) -> None:
-    """Compare two run records of the same kind (cost, latency or accuracy); exit 1 on a regression."""
+    """Compare two run records of the same kind (cost, latency or accuracy); exit 1 on a regression
+    or when nothing could be compared."""
     from tembench.check import compare_files
 
     verdicts = compare_files(a, b)

@@ -17,3 +17,11 @@ class RegistryError(TembenchError):
     """A registry file that cannot be read or does not validate; names the file and the key."""
 
     exit_code = 2
+
+
+class BaselineError(TembenchError):
+    """A regression gate with nothing to compare against: no, an unreadable or an empty baseline.
+
+    A gate fails closed: ``tembench check`` exits non-zero and says how to write the baselines."""
+
+    exit_code = 2

@@ -2,7 +2,8 @@
 
 Measuring is elsewhere; this module only judges. Each gate returns :class:`Verdict` rows whose
 ``status`` is one of ``pass``, ``regression``, ``improvement``, ``changed`` (cost moved),
-``not comparable`` (different hardware or dataset fingerprint), ``missing`` or ``new``.
+``not comparable`` (different hardware or dataset fingerprint), ``missing``, ``new`` or ``error`` (the gate
+could not run: a missing dependency, no device; it fails like a regression).
 
 Policies (documented defaults):
 
@@ -22,8 +23,10 @@ import math
 from dataclasses import asdict, dataclass, field
 from statistics import median
 
-PASS, REGRESSION, IMPROVEMENT, NOT_COMPARABLE, MISSING, NEW = (
-    "pass", "regression", "improvement", "not comparable", "missing", "new")
+PASS, REGRESSION, IMPROVEMENT, NOT_COMPARABLE, MISSING, NEW, ERROR = (
+    "pass", "regression", "improvement", "not comparable", "missing", "new", "error")
+COMPARED = (PASS, REGRESSION, IMPROVEMENT)  # a comparison was actually made
+STATUSES = (PASS, REGRESSION, IMPROVEMENT, NOT_COMPARABLE, MISSING, NEW, ERROR)
 
 LATENCY_P = 0.01
 LATENCY_MIN_SLOWDOWN = 0.05
@@ -47,7 +50,7 @@ class Verdict:
 
     @property
     def failed(self) -> bool:
-        return self.status in (REGRESSION, MISSING)
+        return self.status in (REGRESSION, MISSING, ERROR)
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -196,12 +199,50 @@ def summary(verdicts: list[Verdict]) -> dict:
     return counts
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 regression``, ``2 regressions``, ``0 comparisons``."""
+    return f"{n:,} {word if n == 1 else many or word + 's'}"
+
+
+def gate_rows(verdicts: list[Verdict]) -> list[dict]:
+    """What each gate compared: one row per gate with the count per status and the cases it covered."""
+    rows = []
+    for gate in dict.fromkeys(v.gate for v in verdicts):
+        mine = [v for v in verdicts if v.gate == gate]
+        counts = summary(mine)
+        row = {"gate": gate, "cases": len({v.key for v in mine}),
+               "compared": sum(counts.get(s, 0) for s in COMPARED)}
+        row.update({s: counts.get(s, 0) for s in STATUSES if counts.get(s, 0) or s in (PASS, REGRESSION)})
+        rows.append(row)
+    return rows
+
+
+def outcome(verdicts: list[Verdict]) -> tuple[bool, str]:
+    """(failed, one line): failed when any verdict failed or when nothing at all could be compared."""
+    failed = [v for v in verdicts if v.failed]
+    compared = sum(v.status in COMPARED for v in verdicts)
+    line = f"{plural(compared, 'comparison')} made, {plural(len(failed), 'failure')}"
+    errors = sum(v.status == ERROR for v in verdicts)
+    if errors:
+        line += f" ({plural(errors, 'gate')} could not run)"
+    nc = sum(v.status == NOT_COMPARABLE for v in verdicts)
+    if nc:
+        line += f"; {nc} not comparable: " + "; ".join(sorted({v.detail for v in verdicts if v.status == NOT_COMPARABLE}))
+    if not compared:
+        return True, line + "; nothing was compared, so nothing is known to pass"
+    return bool(failed), line
+
+
 def to_markdown(verdicts: list[Verdict]) -> str:
     """A pull-request comment: failures first, then a count of the rest."""
     failed = [v for v in verdicts if v.failed]
     lines = ["### tembench check", ""]
     counts = summary(verdicts)
     lines.append(" · ".join(f"**{n}** {s}" for s, n in sorted(counts.items())))
+    lines += ["", "| gate | cases | compared | pass | regression | other |", "| --- | ---: | ---: | ---: | ---: | --- |"]
+    for r in gate_rows(verdicts):
+        other = ", ".join(f"{r[s]} {s}" for s in STATUSES if s not in (PASS, REGRESSION) and r.get(s))
+        lines.append(f"| {r['gate']} | {r['cases']} | {r['compared']} | {r.get(PASS, 0)} | {r.get(REGRESSION, 0)} | {other} |")
     lines.append("")
     if failed:
         lines += ["| gate | case | metric | baseline | current | detail |", "| --- | --- | --- | ---: | ---: | --- |"]

@@ -34,11 +34,21 @@ RUNTIME_METRICS = {"latency_ms": "ms", "throughput": "clips/s", "memory_gb": "GB
 METRICS = {**COST_METRICS, **ACCURACY_METRICS, **RUNTIME_METRICS}
 
 
+def builtin_registry_dir() -> Path:
+    """The registry that ships with tembench: ``registry/`` of a source checkout (or an editable
+    install), or the copy a wheel carries as package data, ``tembench/builtin_registry/``."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "builtin_registry", here.parent / "registry"):
+        if any(candidate.glob("*.toml")):
+            return candidate
+    return here.parent / "registry"
+
+
 def default_registry_dir() -> Path:
     env = os.environ.get("TEMBENCH_REGISTRY")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / "registry"
+    return builtin_registry_dir()
 
 
 @dataclass(frozen=True)
@@ -412,7 +422,8 @@ def load_registry(directory: str | Path | None = None) -> Registry:
     directory = Path(directory) if directory is not None else default_registry_dir()
     files = sorted(directory.glob("*.toml"))
     if not files:
-        raise RegistryError(f"{directory}: no registry files (*.toml) found; set TEMBENCH_REGISTRY or pass --registry")
+        raise RegistryError(f"{directory}: no registry files (*.toml) found; point TEMBENCH_REGISTRY at a directory "
+                            "of registry files, or unset it to use the built-in registry")
     reg = Registry()
     pending = [e for path in files for e in _parse_file(path, reg)]
     _resolve_ensembles(reg, pending)

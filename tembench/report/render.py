@@ -78,7 +78,7 @@ def _numeric(rows: Sequence[dict], col: str) -> bool:
 
 
 def print_rows(rows: Sequence[dict], fmt: OutputFormat | str, columns: Sequence[str] | None = None,
-               title: str | None = None, console=None) -> None:
+               title: str | None = None, console=None, empty: str = "No results.") -> None:
     """Print records to stdout in the chosen format."""
     fmt = OutputFormat(fmt)
     if fmt is OutputFormat.json:
@@ -96,7 +96,7 @@ def print_rows(rows: Sequence[dict], fmt: OutputFormat | str, columns: Sequence[
         console = console or Console(markup=False, emoji=False, highlight=False,
                                      width=None if sys.stdout.isatty() else 240)
         if not rows:
-            console.print("No results.")
+            console.print(empty)
             return
         cols = _columns(rows, columns)
         table = Table(title=title, show_lines=False)

@@ -43,7 +43,8 @@ def _text(v) -> str:
     return str(v)
 
 
-def _variant_matches(variant: str, patterns: list[str] | None) -> bool:
+def variant_matches(variant: str, patterns: list[str] | None) -> bool:
+    """Whether ``variant`` matches any of the patterns (ids, families or globs; all when none)."""
     if not patterns:
         return True
     for p in patterns:
@@ -113,7 +114,7 @@ def records(directory: str | Path | None = None, *, patterns: list[str] | None =
         head = {"run_id": r.get("run_id"), "kind": r.get("kind"), "run_status": r.get("status"),
                 "created": r.get("created"), "hardware_hash": fp.get("hardware_hash")}
         for rec in r.get("records") or []:
-            if not _variant_matches(str(rec.get("variant", "")), patterns):
+            if not variant_matches(str(rec.get("variant", "")), patterns):
                 continue
             if status and rec.get("status", "ok") != status:
                 continue

@@ -109,8 +109,10 @@ def load_run(path: str | Path) -> dict:
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise UsageError(f"cannot read run record {path}: {e}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path} is not a tembench run record (a JSON object with 'schema_version' and 'records')")
     version = data.get("schema_version")
     if version != SCHEMA_VERSION:
         raise UsageError(f"{path}: schema version {version!r} is not {SCHEMA_VERSION}; re-run the measurement")
@@ -147,3 +149,23 @@ def load(directory: str | Path | None = None, kind: str | None = None, **filters
     from tembench.results.query import records
 
     return pd.DataFrame(records(directory, kind=kind, **filters))
+
+
+def find_run(ref: str | Path, runs_dir: str | Path | None = None) -> dict:
+    """A run file given its path, or its run id (or a unique prefix) in the runs directory; the
+    returned run carries its ``path``."""
+    p = Path(ref)
+    if p.suffix == ".json" or p.is_file():
+        if not p.is_file():
+            raise UsageError(f"no run file {p}; give an existing run file's path or a run id (see `tembench results --runs`)")
+        run = load_run(p)
+        run["path"] = str(p)
+        return run
+    directory = Path(runs_dir) if runs_dir else default_runs_dir()
+    hits = sorted(directory.glob(f"{ref}*.json"))
+    if len(hits) != 1:
+        what = "no run" if not hits else f"{len(hits)} runs"
+        raise UsageError(f"{what} in {directory} match {str(ref)!r}; give the run file's path or a unique run id")
+    run = load_run(hits[0])
+    run["path"] = str(hits[0])
+    return run
