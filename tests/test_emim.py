@@ -3,6 +3,7 @@ EMIM paper's cost tables (Tables 1, 3, 4, 5, 8) counted on the meta device."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -11,8 +12,8 @@ from tembench.cost import count, count_spec
 from tembench.cost.counter import count_ops
 from tembench.models import uniformer_video
 from tembench.models.backbones.uniformer import EMBED_DIMS, HEAD_DIM
-from tembench.models.temporal.emim import PAD_VALUE, EMIMAttention
-from tembench.registry import registry
+from tembench.models.temporal.emim import PAD_VALUE, RELEASED_AV_DIMS, EMIMAttention
+from tembench.registry import get_variant, registry
 
 
 # Operators that fvcore's rules price at zero and that any UniFormer/EMIM forward runs.
@@ -31,6 +32,7 @@ def _reference(mod: EMIMAttention, x: torch.Tensor, size: tuple[int, int, int]) 
     qkv = mod.qkv(x).view(b, t, h, w, 3, nh, d)
     q, k, v = qkv[..., 0, :, :], qkv[..., 1, :, :], qkv[..., 2, :, :]  # (b, t, h, w, heads, d)
     delta = min(mod.temporal_interval, t - 1)
+    upto = d if mod.av_dims == "full" else min(d, RELEASED_AV_DIMS)  # the released kernel's 32 channels
     pad = torch.full((d,), PAD_VALUE, dtype=x.dtype)
     out = torch.zeros(b, t, h, w, nh, d, dtype=x.dtype)
     for bi in range(b):
@@ -53,15 +55,16 @@ def _reference(mod: EMIMAttention, x: torch.Tensor, size: tuple[int, int, int]) 
                                 logits.append(torch.dot(q[bi, tq, i, j, hd], key) * mod.scale + mod.rpb[hd, ki, kj])
                         logits = torch.stack(logits)
                         ctx = (torch.softmax(logits, 0)[:, None] * torch.stack(values)).sum(0)
+                        ctx[upto:] = 0
                         if mod.motion_conv is not None:
                             ctx = ctx + mod.motion_conv(logits)
                         out[bi, s, i, j, hd] = ctx
     return mod.proj(out.reshape(b, n, c))
 
 
-def _random_emim(**kw) -> EMIMAttention:
+def _random_emim(dim=16, heads=2, **kw) -> EMIMAttention:
     torch.manual_seed(0)
-    mod = EMIMAttention(16, 2, **kw).double()
+    mod = EMIMAttention(dim, heads, **kw).double()
     with torch.no_grad():
         for prm in mod.parameters():  # the zero-initialised motion output layer must matter too
             prm.copy_(torch.randn_like(prm) * 0.5)
@@ -80,13 +83,17 @@ def _random_emim(**kw) -> EMIMAttention:
         ({"motion": False}, (3, 4, 4)),
         ({"sampling": "non-sliding", "neighbourhood": 3}, (3, 6, 5)),  # 5 is padded to 6
         ({"sampling": "non-sliding", "neighbourhood": 5}, (2, 5, 5)),
+        ({"dim": 128, "av_dims": "released", "neighbourhood": 3}, (2, 3, 4)),  # 64-channel heads: 32 computed
+        ({"dim": 128, "av_dims": "full", "neighbourhood": 3}, (2, 3, 4)),
+        ({"dim": 128, "av_dims": "released", "sampling": "non-sliding", "neighbourhood": 3}, (2, 4, 3)),
+        ({"av_dims": "released"}, (2, 3, 3)),  # 8-channel heads: released is the full sum
     ],
 )
 def test_local_attention_matches_loop_reference(kw, size):
     kw = {"neighbourhood": 5, **kw}
     mod = _random_emim(**kw)
     t, h, w = size
-    x = torch.randn(2 if t < 4 else 1, t * h * w, 16, dtype=torch.float64)
+    x = torch.randn(2 if t < 4 else 1, t * h * w, mod.qkv.in_features, dtype=torch.float64)
     with torch.no_grad():
         got = mod(x, size)
         want = torch.stack([_reference(mod, x[i:i + 1], size)[0] for i in range(x.shape[0])])
@@ -116,7 +123,25 @@ def test_extra_parameters_per_block():
         assert sum(p.numel() for p in mod.parameters()) - 4 * dim * dim - 4 * dim == extra
 
 
-@pytest.mark.parametrize("bad", [{"neighbourhood": 4}, {"sampling": "dilated"}, {"temporal_interval": -1}])
+@pytest.mark.parametrize("sampling", ["sliding", "non-sliding"])
+def test_released_context_leaves_channels_32_to_63_of_every_head_at_zero(sampling):
+    """The released kernel (EMIM @ f93d0303 nattenav_cuda_kernel.cu) fills 8 threads x 4 channels per
+    head of a zeroed buffer: with 64-channel heads the projection sees zeros in channels 32-63."""
+    seen = {}
+    for mode in ("released", "full"):
+        mod = _random_emim(dim=320, heads=5, av_dims=mode, motion=False, sampling=sampling, neighbourhood=3).float()
+        mod.proj.register_forward_pre_hook(lambda m, args, mode=mode: seen.__setitem__(mode, args[0]))
+        with torch.no_grad():
+            mod(torch.randn(1, 2 * 6 * 6, 320), (2, 6, 6))
+    released, full = (seen[m].view(-1, 5, 64) for m in ("released", "full"))
+    assert released[..., 32:].abs().max() == 0 and full[..., 32:].abs().min() > 0
+    torch.testing.assert_close(released[..., :32], full[..., :32])
+    assert _random_emim(dim=320, heads=5, av_dims="released").context_dims == RELEASED_AV_DIMS
+    assert _random_emim(dim=64, heads=4, av_dims="released").context_dims == 16  # narrow heads: all of them
+
+
+@pytest.mark.parametrize("bad", [{"neighbourhood": 4}, {"sampling": "dilated"}, {"temporal_interval": -1},
+                                 {"av_dims": "half"}])
 def test_bad_options(bad):
     with pytest.raises(ValueError):
         EMIMAttention(64, 1, **bad)
@@ -205,12 +230,24 @@ def test_emim_gflops(variant, frames, gflops):
     assert abs(r.macs / 1e9 - gflops) / gflops < 0.01
 
 
+def _with(spec, **options):
+    return replace(spec, options={**spec.options, **options})
+
+
+def _full(variant: str, **kw):
+    return count_spec(_with(get_variant(variant), av_dims="full"), **kw)
+
+
 def test_emim_reference_counts():
-    # fvcore convention, the einsums of the local window included (DESIGN.md)
-    assert round(count("emim/emim-s16").macs / 1e9, 2) == 85.34
-    assert round(count("emim/emim-b16").macs / 1e9, 2) == 198.34
-    assert round(count("emim/emim-b32").macs / 1e9, 2) == 526.33
-    assert round(count("emim/emim-s16", frames=32).macs / 1e9, 2) == 222.29
+    # fvcore convention, the einsums of the local window included; full weighted sum (DESIGN.md)
+    assert round(count("emim/emim-s16-full").macs / 1e9, 2) == 85.34
+    assert round(_full("emim/emim-b16").macs / 1e9, 2) == 198.34
+    assert round(_full("emim/emim-b32").macs / 1e9, 2) == 526.33
+    assert round(count("emim/emim-s16-full", frames=32).macs / 1e9, 2) == 222.29
+    # the registered models compute the released kernel's weighted sum: 32 of 64 channels per head
+    assert round(count("emim/emim-s16").macs / 1e9, 2) == 85.22
+    assert round(count("emim/emim-b16").macs / 1e9, 2) == 198.05
+    assert round(count("emim/emim-b32").macs / 1e9, 2) == 525.76
 
 
 def _emim_gflops_claims(source):
@@ -223,16 +260,29 @@ def _emim_gflops_claims(source):
 @pytest.mark.parametrize("source, rows", [("EMIM Table 5", 5), ("EMIM Table 8", 4), ("EMIM Table 4", 4),
                                           ("EMIM Table 1", 3), ("EMIM Table 3", 3)])
 def test_table_gflops_claims(source, rows):
+    """The paper priced the weighted sum at 64 channels (the release's fvcore handle reads the output
+    shape): every claim is within tolerance of the full count; the released count is that minus
+    half of the weighted sum's multiply-adds."""
     claims = _emim_gflops_claims(source)
     assert len(claims) == rows
     for spec, c in claims:
-        r = count_spec(spec, frames=c.frames, size=c.input_size, num_classes=c.classes, convention=c.convention)
-        assert abs(r.macs / 1e9 - c.value) / c.value <= c.tolerance, (spec.id, c.row, r.macs)
+        kw = dict(frames=c.frames, size=c.input_size, num_classes=c.classes, convention=c.convention)
+        counted = count_spec(spec, **kw)
+        if spec.temporal != "emim":
+            assert abs(counted.macs / 1e9 - c.value) / c.value <= c.tolerance, (spec.id, c.row, counted.macs)
+            continue
+        assert spec.options["av_dims"] == "released" and "av_dims = released" in c.note, (spec.id, c.row)
+        full = count_spec(_with(spec, av_dims="full"), **kw)
+        assert abs(full.macs / 1e9 - c.value) / c.value <= c.tolerance, (spec.id, c.row, full.macs)
+        assert 0 < full.macs - counted.macs == (full.by_category["einsum"] - counted.by_category["einsum"])
+        assert full.by_category["einsum"] - counted.by_category["einsum"] == full.by_category["einsum"] // 4
 
 
 def test_table5_neighbourhood_rows_in_order():
-    got = [round(count(f"emim/emim-s16-stage3-p{p}").macs / 1e9, 1) for p in (3, 5, 7, 9, 11)]
-    assert got == [84.7, 85.2, 86.2, 88.1, 91.0]  # paper: 84.7, 85.2, 86.2, 88.0, 91.0
+    full = [round(_full(f"emim/emim-s16-stage3-p{p}").macs / 1e9, 1) for p in (3, 5, 7, 9, 11)]
+    assert full == [84.7, 85.2, 86.2, 88.1, 91.0]  # paper: 84.7, 85.2, 86.2, 88.0, 91.0
+    released = [round(count(f"emim/emim-s16-stage3-p{p}").macs / 1e9, 1) for p in (3, 5, 7, 9, 11)]
+    assert released == [84.7, 85.2, 86.1, 87.9, 90.8]
 
 
 @pytest.mark.parametrize("variant, classes, params", [
@@ -254,17 +304,17 @@ def test_every_emim_variant_counts_the_local_window():
 
 
 def test_local_window_einsum_cost():
-    # QK and AV: 2 x heads * T*H*W * P^2 * d per EMIM block (EMIM's own fvcore handles)
-    r = count("emim/emim-s16")
-    stage3 = 2 * 16 * 14 * 14 * 49 * 320
-    stage4 = 2 * 16 * 7 * 7 * 49 * 512
-    assert r.by_category["einsum"] == 4 * stage3 + 2 * stage4
+    # QK and AV: heads * T*H*W * P^2 * d each per EMIM block (EMIM's own fvcore handles); the released
+    # AV kernel computes 32 of the 64 channels of each head
+    stage3, stage4 = 16 * 14 * 14 * 49 * 320, 16 * 7 * 7 * 49 * 512
+    assert count("emim/emim-s16-full").by_category["einsum"] == 4 * 2 * stage3 + 2 * 2 * stage4
+    assert count("emim/emim-s16").by_category["einsum"] == 4 * 1.5 * stage3 + 2 * 1.5 * stage4
 
 
 def test_meta_count_matches_fvcore_real_forward():
     fvcore = pytest.importorskip("fvcore.nn")
     torch.manual_seed(0)
-    for opts in ({}, {"sampling": "non-sliding", "temporal_interval": 2, "neighbourhood": 3}):
+    for opts in ({}, {"sampling": "non-sliding", "temporal_interval": 2, "neighbourhood": 3}, {"av_dims": "released"}):
         model = uniformer_video.build("uniformer-s", "emim", opts, 4, 10).eval()
         x = torch.randn(1, 3, 4, 64, 64)
         analysis = fvcore.FlopCountAnalysis(model, x)

@@ -12,7 +12,9 @@ Where a temporal module goes, in one place:
           ``E-O`` the first (even index, the official ``CONTINUOUS_ATTN: lg``), ``O-E`` the second,
           ``E-E`` both, ``O-O`` neither. ``neighbourhood`` (P, Table 5), ``sampling``
           (``sliding`` | ``non-sliding``, Table 6), ``motion`` (Table 7), ``temporal_interval``
-          (Δ, Table 11). Its ``stem_stride`` defaults to 1.
+          (Δ, Table 11). ``av_dims``: ``full`` (default, Eq. 4) or ``released`` (the official CUDA
+          kernel's weighted sum, which fills only channels 0-31 of each 64-channel head; see
+          :mod:`tembench.models.temporal.emim`). Its ``stem_stride`` defaults to 1.
 ========  ===================================================================================
 """
 from __future__ import annotations
@@ -38,6 +40,7 @@ TEMPORAL: dict[str, dict[str, Any]] = {
         "sampling": "sliding",
         "motion": True,
         "temporal_interval": 1,
+        "av_dims": "full",  # "released": what the official checkpoints compute (registry/emim.toml)
     },
 }
 BACKBONE_OPTIONS = {"stem_stride": 2}
@@ -62,7 +65,8 @@ def _emim_hook(opts: dict[str, Any]):
         if stage not in stages or not (first if i % 2 == 0 else second):
             return None
         return EMIMAttention(dim, heads, neighbourhood=opts["neighbourhood"], sampling=opts["sampling"],
-                             motion=bool(opts["motion"]), temporal_interval=opts["temporal_interval"])
+                             motion=bool(opts["motion"]), temporal_interval=opts["temporal_interval"],
+                             av_dims=opts["av_dims"])
 
     return hook
 

@@ -28,9 +28,23 @@ replacement strategy (Table 8, chosen by the backbone builder) and the temporal 
 
 Both local operations are ``torch.einsum`` calls over unfolded key/value windows, so the cost engine
 prices them (category ``einsum``: B·heads·T·H·W·P²·d each, the figure of EMIM's own fvcore handles in
-``nat_with_rpb/flops.py``). The official release computes them with CUDA kernels derived from NATTEN
-(Hassani et al., CVPR 2023); this module needs no extension and runs on any device, at the price of
-materialising the P x P key and value windows (P² times the key map) inside each einsum.
+``nat_with_rpb/flops.py``; B·heads·T·H·W·P²·32 for the released weighted sum, see below). The official
+release computes them with CUDA kernels derived from NATTEN (Hassani et al., CVPR 2023); this module
+needs no extension and runs on any device, at the price of materialising the P x P key and value
+windows (P² times the key map) inside each einsum.
+
+**The released kernel's weighted sum** (``av_dims``). PeiqinZhuang/EMIM @ f93d0303,
+``video_classification/slowfast/nat_with_rpb/nattenav_cuda_kernel.cu`` (the forward kernel and its
+launch in ``nattenav_cuda_forward``): the output is allocated with ``torch::zeros``; the y axis of the
+launch grid has 8 x heads threads (``DIM_DIV_DIMUNROLL_FORWARD`` = 8 per head) and every thread writes
+4 consecutive channels (``DIMUNROLL_FORWARD`` = 4) starting at 4 x (its index mod 8), so only channels
+0-31 of each head's context are ever computed. Written for NATTEN's head dim of 32 (the bundled
+``NeighborhoodAttention`` asserts it); EMIM calls the kernel directly with UniFormer's head dim of 64,
+so channels 32-63 of every head's context stay zero in the released models (the motion feature
+covers all 64; the query-key kernel sums over all 64). Its backward kernels cover the same 32
+channels. ``av_dims="released"`` computes the weighted sum over the first min(32, d) channels of the
+values and pads the rest with zeros -- what the official checkpoints were trained and tested with;
+``"full"`` computes all d channels, Eq. 4 as written.
 """
 from __future__ import annotations
 
@@ -40,9 +54,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["EMIMAttention", "QuickGELU", "SAMPLINGS", "PAD_VALUE"]
+__all__ = ["EMIMAttention", "QuickGELU", "SAMPLINGS", "AV_DIMS", "RELEASED_AV_DIMS", "PAD_VALUE"]
 
 SAMPLINGS = ("sliding", "non-sliding")
+AV_DIMS = ("released", "full")  # context channels per head: the released kernel's first 32, or all
+RELEASED_AV_DIMS = 32  # nattenav forward kernel: 8 threads per head x 4 channels each
 PAD_VALUE = 1e-6  # the official boundary padding constant (§3.3 "pad the boundary with ... 1e-6")
 
 
@@ -57,7 +73,8 @@ class EMIMAttention(nn.Module):
     """Drop-in replacement for UniFormer's attention: ``forward(tokens (B, T*H*W, C), (T, H, W))``."""
 
     def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, neighbourhood: int = 7,
-                 sampling: str = "sliding", motion: bool = True, temporal_interval: int = 1):
+                 sampling: str = "sliding", motion: bool = True, temporal_interval: int = 1,
+                 av_dims: str = "full"):
         super().__init__()
         if dim % num_heads:
             raise ValueError(f"dim {dim} is not divisible by {num_heads} heads")
@@ -68,7 +85,12 @@ class EMIMAttention(nn.Module):
             raise ValueError(f"EMIM sampling must be one of {SAMPLINGS}, got {sampling!r}")
         if isinstance(temporal_interval, bool) or not isinstance(temporal_interval, int) or temporal_interval < 0:
             raise ValueError(f"EMIM temporal_interval must be a non-negative integer, got {temporal_interval!r}")
+        if av_dims not in AV_DIMS:
+            raise ValueError(f"EMIM av_dims must be one of {AV_DIMS}, got {av_dims!r}")
         self.num_heads, self.head_dim = num_heads, dim // num_heads
+        self.av_dims = av_dims
+        # channels of each head's context the weighted sum computes (the rest are zero)
+        self.context_dims = self.head_dim if av_dims == "full" else min(self.head_dim, RELEASED_AV_DIMS)
         self.scale = self.head_dim ** -0.5
         self.neighbourhood, self.sampling = neighbourhood, sampling
         self.temporal_interval = temporal_interval
@@ -92,7 +114,8 @@ class EMIMAttention(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"heads={self.num_heads}, neighbourhood={self.neighbourhood}, sampling={self.sampling}, "
-                f"motion={self.motion_conv is not None}, temporal_interval={self.temporal_interval}")
+                f"motion={self.motion_conv is not None}, temporal_interval={self.temporal_interval}, "
+                f"av_dims={self.av_dims} ({self.context_dims} of {self.head_dim} context channels)")
 
     # ------------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, size: tuple[int, int, int]) -> torch.Tensor:
@@ -128,15 +151,21 @@ class EMIMAttention(nn.Module):
         v = torch.cat([v[:, delta:], repeat(v, t - 1)], dim=1)
         return q, k, v
 
+    def _zero_fill(self, context: torch.Tensor) -> torch.Tensor:
+        """Context (..., context_dims) -> (..., head_dim), the channels not computed left at zero."""
+        missing = self.head_dim - context.shape[-1]
+        return F.pad(context, (0, missing)) if missing else context
+
     def _sliding(self, q, k, v):
         p, r = self.neighbourhood, self.neighbourhood // 2
         pad = (0, 0, r, r, r, r)  # d, W, H
         kw = F.pad(k, pad, value=PAD_VALUE).unfold(2, p, 1).unfold(3, p, 1)  # (Z, n, H, W, d, P, P)
+        v = v[..., : self.context_dims]
         vw = F.pad(v, pad, value=PAD_VALUE).unfold(2, p, 1).unfold(3, p, 1)
         logits = torch.einsum("znhwd,znhwdij->znhwij", q, kw).flatten(-2)
         logits = logits + self.rpb.view(1, self.num_heads, 1, 1, p * p).to(logits.dtype)
         context = torch.einsum("znhwij,znhwdij->znhwd", _softmax(logits).unflatten(-1, (p, p)), vw)
-        return logits, context
+        return logits, self._zero_fill(context)
 
     def _non_sliding(self, q, k, v):
         p = self.neighbourhood
@@ -144,21 +173,23 @@ class EMIMAttention(nn.Module):
         hp, wp = math.ceil(h / p) * p, math.ceil(w / p) * p
         pad = (0, 0, 0, wp - w, 0, hp - h)
 
-        def windows(x, value):  # (Z, n, Hp, Wp, d) -> (Z, n, Gh, Gw, P², d)
+        def windows(x, value):  # (Z, n, Hp, Wp, e) -> (Z, n, Gh, Gw, P², e)
+            e = x.shape[-1]
             x = F.pad(x, pad, value=value) if pad != (0,) * 6 else x
-            x = x.view(z, nh, hp // p, p, wp // p, p, d).permute(0, 1, 2, 4, 3, 5, 6)
-            return x.reshape(z, nh, hp // p, wp // p, p * p, d)
+            x = x.view(z, nh, hp // p, p, wp // p, p, e).permute(0, 1, 2, 4, 3, 5, 6)
+            return x.reshape(z, nh, hp // p, wp // p, p * p, e)
 
         def unwindow(x):  # (Z, n, Gh, Gw, P², e) -> (Z, n, H, W, e)
             e = x.shape[-1]
             x = x.view(z, nh, hp // p, wp // p, p, p, e).permute(0, 1, 2, 4, 3, 5, 6)
             return x.reshape(z, nh, hp, wp, e)[:, :, :h, :w]
 
-        qw, kw, vw = windows(q, 0.0), windows(k, PAD_VALUE), windows(v, PAD_VALUE)
+        qw, kw = windows(q, 0.0), windows(k, PAD_VALUE)
+        vw = windows(v[..., : self.context_dims], PAD_VALUE)
         logits = torch.einsum("znabqd,znabkd->znabqk", qw, kw)
         logits = logits + self.rpb.view(1, nh, 1, 1, 1, p * p).to(logits.dtype)
         context = torch.einsum("znabqk,znabkd->znabqd", _softmax(logits), vw)
-        return unwindow(logits), unwindow(context)
+        return unwindow(logits), self._zero_fill(unwindow(context))
 
 
 def _softmax(logits: torch.Tensor) -> torch.Tensor:
