@@ -81,6 +81,13 @@ def eval_cmd(
     strict: Annotated[bool, typer.Option("--strict", help="Fail unless every key loads (no missing, unexpected "
                                          "or shape-mismatched keys).")] = False,
     fusion: Annotated[Optional[Fusion], typer.Option(help="View fusion. Default: the protocol's.")] = None,
+    class_features: Annotated[Optional[Path], typer.Option(
+        "--class-features", help="X-CLIP/ILA heads (option head=xclip): the class text features, a float "
+        "tensor of shape (classes, E) saved with torch.save, row i = class i of the dataset (CLIP's text "
+        "encoder on the class names, e.g. the official code's encode_text of its tokenised labels; "
+        "tembench has no text tower, and official ILA/X-CLIP checkpoints hold the text tower, not these "
+        "features). Default: the checkpoint's text_features if it has them, else zeros (warned). The "
+        "record says which were used (file and sha256).")] = None,
     format: FormatOpt = OutputFormat.table,
     out: Annotated[Optional[Path], typer.Option(help="Directory for the run record and logits. Default: "
                                                 "$TEMBENCH_RUNS or results/runs.")] = None,
@@ -103,6 +110,8 @@ def eval_cmd(
     top-1/top-5 (ties: lower class index first), mean class accuracy, or mAP for multi-label data.
     Per-view logits are stored with the run; `tembench metrics RUN --fusion ...` recomputes offline.
     Under `torchrun --nproc-per-node N -m tembench eval ...` the split is sharded and rank 0 writes.
+    Models with an X-CLIP/ILA text head score classes against class text features: give them with
+    --class-features FILE.pt (see there).
     """
     from tembench.api import evaluate
 
@@ -121,7 +130,8 @@ def eval_cmd(
             fusion=fusion.value if fusion else None, out=out, dataset_format=dataset_format.value,
             list_file=list_file, classes_file=classes_file, label_order=label_order, workers=workers, limit=limit,
             seed=seed, resume=resume, save_every=save_every, max_views=max_views, on_progress=on_progress,
-            on_note=lambda s: _err(f"note: {s}"), command=["tembench", *sys.argv[1:]])
+            on_note=lambda s: _err(f"note: {s}"), command=["tembench", *sys.argv[1:]],
+            class_features_file=class_features)
     if record is None:  # not rank 0
         return
     if format is OutputFormat.json:

@@ -362,3 +362,111 @@ def test_measured_gflops_order_the_rows_as_the_paper(table):
     pairs = [(c.value, _measured(v, c)) for v, c in _cost_claims() if c.source == table]
     assert len(pairs) == len(registry().tables[table].rows)
     assert _ranks_agree(pairs), sorted(pairs)
+
+
+# ----------------------------------------------------------------------------------------------
+# `tembench eval --class-features`: the class text features of an X-CLIP/ILA head (issue 21)
+# ----------------------------------------------------------------------------------------------
+
+TINY_XCLIP_REGISTRY = """
+[paper]
+key = "tiny"
+title = "a tiny X-CLIP head for the class-features tests"
+
+[[variant]]
+id = "tiny/xclip-tiny"
+arch = "clip_vit"
+backbone = "vit-tiny"
+options = { head = "xclip" }
+classes = 8
+frames = 2
+input_size = 32
+description = "vit-tiny with X-CLIP's video head (MIT, video prompts, text features)"
+"""
+
+
+@pytest.fixture(scope="module")
+def k400_data(tmp_path_factory):
+    from tembench.data.synth import write_synthetic
+
+    root = tmp_path_factory.mktemp("k400")
+    write_synthetic("k400", root, train_per_class=0, val_per_class=1, size=(32, 24), frames=(10, 14))
+    return root
+
+
+@pytest.fixture
+def tiny_registry(tmp_path, monkeypatch, runs_dir):
+    d = tmp_path / "registry"
+    d.mkdir()
+    (d / "tiny.toml").write_text(TINY_XCLIP_REGISTRY)
+    monkeypatch.setenv("TEMBENCH_REGISTRY", str(d))
+    return d
+
+
+def _eval(capsys, data, *extra):
+    from conftest import run_cli
+
+    return run_cli(capsys, "eval", "tiny/xclip-tiny", "--data", data, "--views", "2x1x1", "--size", 32,
+                   "--format", "json", *extra)
+
+
+def test_class_features_from_a_file_are_used_and_recorded(capsys, tiny_registry, k400_data, tmp_path):
+    from tembench.evaluate.checkpoint import file_sha256
+
+    code, out, err = _eval(capsys, k400_data)
+    assert code == 0, err
+    zeros = json.loads(out)[0]
+    assert zeros["text_features"]["source"] == "none" and "warning: class text features are zeros" in err
+
+    features = tmp_path / "k400_text_features.pt"
+    torch.save(torch.randn(8, 64), features)
+    code, out, err = _eval(capsys, k400_data, "--class-features", features)
+    assert code == 0, err
+    rec = json.loads(out)[0]
+    assert rec["text_features"] == {"source": "file", "path": str(features), "sha256": file_sha256(features),
+                                    "shape": [8, 64]}
+    assert "class text features from the file k400_text_features.pt" in err and "warning" not in err
+    saved = json.loads(open(rec["run_file"]).read())
+    assert saved["params"]["class_features"] == str(features)
+    assert saved["records"][0]["text_features"]["source"] == "file"
+
+
+def test_class_features_from_the_checkpoint(capsys, tiny_registry, k400_data, tmp_path):
+    torch.manual_seed(0)
+    model = build_model("tiny/xclip-tiny", 2, num_classes=8)
+    model.set_class_features(torch.randn(8, 64))
+    ckpt = tmp_path / "tiny.pth"
+    torch.save(model.state_dict(), ckpt)
+    code, out, err = _eval(capsys, k400_data, "--checkpoint", ckpt)
+    assert code == 0, err
+    rec = json.loads(out)[0]
+    assert rec["text_features"]["source"] == "checkpoint" and rec["text_features"]["path"] == str(ckpt)
+    assert "class text features from the checkpoint tiny.pth" in err
+
+
+@pytest.mark.parametrize("content, needle", [
+    (lambda: torch.randn(7, 64), "have shape (7, 64); expected (classes, E) = (8, 64)"),
+    (lambda: {"text_features": torch.randn(8, 64)}, "holds a dict; expected a float tensor of shape (classes, E) = (8, 64)"),
+    (lambda: torch.zeros(8, 64, dtype=torch.long), "holds a torch.int64 tensor"),
+    (lambda: torch.full((8, 64), float("nan")), "contain NaN or infinite values"),
+    (None, "is not a tensor saved with torch.save"),
+])
+def test_bad_class_features_are_one_line_errors(capsys, tiny_registry, k400_data, tmp_path, content, needle):
+    path = tmp_path / "features.pt"
+    if content is None:
+        path.write_text("not a tensor")
+    else:
+        torch.save(content(), path)
+    code, out, err = _eval(capsys, k400_data, "--class-features", path)
+    assert code == 2 and needle in err and str(path) in err, err
+    assert len(err.strip().splitlines()) == 1, err
+
+
+def test_class_features_for_a_model_without_text_head(capsys, runs_dir, k400_data, tmp_path):
+    from conftest import run_cli
+
+    path = tmp_path / "features.pt"
+    torch.save(torch.randn(8, 64), path)
+    code, out, err = run_cli(capsys, "eval", "tsn/tsn-r18", "--data", k400_data, "--views", "1x1x1", "--size", 32,
+                             "--class-features", path)
+    assert code == 2 and "has no class text features" in err, err

@@ -96,9 +96,52 @@ def build(setup: EvalSetup, checkpoint: str | Path | None = None, checkpoint_for
     return model.eval(), report
 
 
-def _key(setup: EvalSetup, report, seed: int) -> str:
+def class_features(model, path: str | Path | None, report=None) -> dict | None:
+    """Give a model with an X-CLIP/ILA text head (a ``text_features`` buffer) its class text features
+    from ``path`` (a (classes, E) tensor saved with ``torch.save``), and say where the features it
+    uses come from: ``file`` (path and sha256), ``checkpoint`` or ``none`` (zeros). None for other
+    models; ``path`` for them is an error."""
+    from tembench.evaluate.checkpoint import file_sha256
+
+    buffers = dict(model.named_buffers())
+    if "text_features" not in buffers:
+        if path is not None:
+            raise UsageError(f"--class-features {path}: this model has no class text features (only the "
+                             "X-CLIP/ILA heads 'xclip' and 'xclip-noprompt' use them)")
+        return None
+    expected = tuple(buffers["text_features"].shape)
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise UsageError(f"class features {p} does not exist")
+        try:
+            obj = torch.load(p, map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001  (any unreadable file is one user error)
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise UsageError(f"class features {p} is not a tensor saved with torch.save ({first})") from None
+        if not isinstance(obj, torch.Tensor) or not obj.is_floating_point():
+            what = f"a {obj.dtype} tensor" if isinstance(obj, torch.Tensor) else f"a {type(obj).__name__}"
+            raise UsageError(f"class features {p} holds {what}; expected a float tensor of shape "
+                             f"(classes, E) = {expected}")
+        if tuple(obj.shape) != expected:
+            raise UsageError(f"class features {p} have shape {tuple(obj.shape)}; expected (classes, E) = {expected} "
+                             f"({expected[0]} classes of the dataset, embedding width {expected[1]})")
+        if not torch.isfinite(obj).all():
+            raise UsageError(f"class features {p} contain NaN or infinite values")
+        model.set_class_features(obj.float())
+        return {"source": "file", "path": str(p), "sha256": file_sha256(p), "shape": list(expected)}
+    if report is not None and "text_features" in report.loaded and bool(buffers["text_features"].any()):
+        return {"source": "checkpoint", "path": report.path, "sha256": report.sha256, "shape": list(expected)}
+    return {"source": "none", "shape": list(expected),
+            "warning": "class text features are zeros: the logits carry no class information from text; "
+                       "pass --class-features FILE.pt"}
+
+
+def _key(setup: EvalSetup, report, seed: int, text: dict | None = None) -> str:
     text = json.dumps({"variant": setup.spec.id, "frames": setup.frames, "fp": setup.fingerprint,
-                       "weights": report.sha256 if report else f"random-{seed}"}, sort_keys=True, default=str)
+                       "weights": report.sha256 if report else f"random-{seed}",
+                       **({"text": text.get("sha256") or text["source"]} if text else {})},
+                      sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -140,8 +183,10 @@ def evaluate(variant: str, data: str | Path, split: str = "val", protocol: str |
              classes_file: str | Path | None = None, workers: int = 0, limit: int | None = None, seed: int = 0,
              resume: bool = True, save_every: int = 50, max_views: int | None = None,
              on_progress: Callable[[int, int], None] | None = None,
-             on_note: Callable[[str], None] | None = None, command: list[str] | None = None) -> dict | None:
-    """Evaluate and return the record (``None`` on ranks other than 0 of a distributed run)."""
+             on_note: Callable[[str], None] | None = None, command: list[str] | None = None,
+             class_features_file: str | Path | None = None) -> dict | None:
+    """Evaluate and return the record (``None`` on ranks other than 0 of a distributed run).
+    ``class_features_file``: the class text features of an X-CLIP/ILA head (see :func:`class_features`)."""
     from tembench.results.store import RunWriter, default_runs_dir
 
     note = on_note or (lambda s: None)
@@ -152,10 +197,11 @@ def evaluate(variant: str, data: str | Path, split: str = "val", protocol: str |
     setup = prepare(variant, data, split, protocol, views, size, fusion, dataset_format, list_file, label_order,
                     classes_file, limit)
     model, report = build(setup, checkpoint, checkpoint_format, trust_checkpoint, strict, seed)
+    text = class_features(model, class_features_file, report)
     info = distributed.init()
     ds, proto = setup.dataset, setup.protocol
     out_dir = Path(out) if out is not None else default_runs_dir()
-    key = _key(setup, report, seed)
+    key = _key(setup, report, seed, text)
     partial_dir = out_dir / "partial"
     done = _load_partials(partial_dir, key) if resume else {}
     resumed = len(done)
@@ -165,6 +211,11 @@ def evaluate(variant: str, data: str | Path, split: str = "val", protocol: str |
                  "the accuracy only shows that the pipeline runs")
         else:
             note(f"checkpoint {Path(checkpoint).name} ({report.source}): {report.summary()}")
+        if text is not None:
+            if text["source"] == "none":
+                note(f"warning: {text['warning']}")
+            else:
+                note(f"class text features from the {text['source']} {Path(text['path']).name}")
         if resumed:
             note(f"resuming: {resumed} of {len(ds.items)} videos already evaluated (from {partial_dir})")
     writer = None
@@ -172,7 +223,8 @@ def evaluate(variant: str, data: str | Path, split: str = "val", protocol: str |
         writer = RunWriter("accuracy", out_dir, command=command, params={
             "variant": setup.spec.id, "data": str(data), "split": split, "protocol": proto.name,
             "views": views, "size": size, "checkpoint": str(checkpoint) if checkpoint else None,
-            "fusion": setup.fusion, "dataset_format": ds.format, "seed": seed, "world_size": info.world})
+            "fusion": setup.fusion, "dataset_format": ds.format, "seed": seed, "world_size": info.world,
+            "class_features": str(class_features_file) if class_features_file else None})
 
     remaining = [i for i in range(len(ds.items)) if i not in done]
     mine = distributed.shard(remaining, info)
@@ -262,6 +314,7 @@ def evaluate(variant: str, data: str | Path, split: str = "val", protocol: str |
         if ok else [],
         "failed_videos": failed,
         "checkpoint": report.as_dict() if report else None,
+        "text_features": text,  # X-CLIP/ILA heads: where the class text features came from; else None
         "protocol_spec": proto.as_dict(),
         "dataset_fingerprint": setup.fingerprint,
         "dataset_notes": ds.notes,
