@@ -31,9 +31,12 @@ Heads (option ``head`` of every variant, a backbone option, so a temporal module
 * ``xclip``: X-CLIP's / ILA's Kinetics head (:class:`VideoXCLIP`): MIT over the frame embeddings,
   video-specific prompts from the frame-averaged patch embeddings added to the class text features,
   logits = exp(``logit_scale``) x cosine similarity. The text tower is not built: the class text
-  features are the buffer ``text_features`` (classes x E), which a checkpoint (or
-  :meth:`VideoXCLIP.set_class_features`) provides. Keys as the ILA/X-CLIP release: ``mit.*``,
-  ``prompts_generator.*``, ``prompts_visual_ln.*``, ``prompts_visual_proj``, ``logit_scale``;
+  features are the buffer ``text_features`` (classes x E), which a tembench checkpoint,
+  :meth:`VideoXCLIP.set_class_features` or ``tembench eval --class-features FILE.pt`` provides
+  (official ILA/X-CLIP checkpoints hold the text tower instead; until features are given they are
+  zeros). Keys as the ILA/X-CLIP release: ``mit.*``, ``prompts_generator.*``, ``prompts_visual_ln.*``,
+  ``prompts_visual_proj``, ``logit_scale`` (loaded from official checkpoints: the checkpoint loader
+  ignores only the text-tower names the model does not have);
 * ``xclip-noprompt``: the same without the video-specific prompts (ILA Table 11);
 * ``mit-linear``: ILA's SSv2 head (branch SSV2): MIT, L2 normalisation, LayerNorm, Dropout, Linear
   (``mit.classify_head.{0,2}``).
