@@ -53,61 +53,130 @@ def list_variants(patterns: list[str] | None = None) -> list[dict]:
     return [variant_row(v) for v in registry().select(patterns)]
 
 
-def cost_record(spec: VariantSpec, frames: int | None, size: int | None, crops: int, clips: int,
-                convention: str, num_classes: int | None = None) -> dict:
-    from tembench.cost import count_spec
-
-    r = count_spec(spec, frames=frames, size=size, convention=convention, num_classes=num_classes)
-    views = crops * clips
-    return {
-        "variant": spec.id,
-        "frames": r.frames,
-        "input_size": r.input_size,
-        "classes": r.classes,
-        "views": f"{r.frames}x{crops}x{clips}",
-        "convention": r.convention,
-        "gflops": r.macs / 1e9,
-        "gflops_total": r.macs * views / 1e9,
-        "params": r.params,
-        "temporal_gflops": None if r.temporal_macs is None else r.temporal_macs / 1e9,
-        "temporal_params": r.temporal_params,
-        "macs": r.macs,
-        "uncounted_ops": ",".join(sorted(r.uncounted)),
-    }
-
-
 def profile_cases(patterns: list[str] | None = None, frames: list[int] | None = None,
-                  size: int | None = None, views: str | None = None) -> list[tuple[VariantSpec, int | None, int | None, int, int]]:
-    """The grid of (variant, frames, size, crops, clips) cases a profile run measures."""
+                  size: int | None = None, views: str | None = None,
+                  notes: list[str] | None = None) -> list[tuple[VariantSpec, int | None, int | None, int, int]]:
+    """The grid of (variant, frames, size, crops, clips) cases a profile run measures.
+
+    Conflicting frame counts (``frames`` and the frames of ``views``) are an error. An ensemble's members
+    fix their frame counts: with ``frames`` given, an ensemble named outright is an error, and one that a
+    family or glob matched is left out (and said so in ``notes``)."""
     view_frames, crops, clips = parse_views(views)
+    if view_frames is not None and frames is not None and list(frames) != [view_frames]:
+        raise UsageError(f"--frames {','.join(map(str, frames))} and --views {views} give different frame counts; "
+                         f"give them once: --views {crops}x{clips} with --frames, or --views {views} alone")
     if frames is None and view_frames is not None:
         frames = [view_frames]
     cases = []
+    left_out = []
     for spec in registry().select(patterns):
         if spec.is_ensemble:
+            if frames is not None:
+                if spec.id in (patterns or []):
+                    members = ", ".join(f"{m.variant}@{m.frames}" for m in spec.members)
+                    raise UsageError(f"{spec.id} is an ensemble whose members fix their frame counts ({members}); "
+                                     "drop --frames (and the frames of --views), or profile its members")
+                left_out.append(spec.id)
+                continue
             cases.append((spec, None, size, crops, clips))
         else:
             for t in frames or [spec.frames]:
                 cases.append((spec, t, size, crops, clips))
+    if left_out and notes is not None:
+        notes.append(f"left out {len(left_out)} ensemble{'s' if len(left_out) > 1 else ''} (their members fix "
+                     f"their frame counts, so --frames does not apply): {', '.join(left_out)}")
+    if not cases:
+        raise UsageError("no case to measure: every selected variant is an ensemble and --frames was given")
     return cases
+
+
+def check_cases(cases) -> None:
+    """Every case's input fits its model (e.g. a ViT size divisible by the patch), before anything runs."""
+    from tembench.models.build import check_input
+
+    seen = set()
+    for spec, t, s, *_ in cases:
+        key = (spec.id, t, s)
+        if key not in seen:
+            seen.add(key)
+            check_input(spec, t, s)
 
 
 def profile(patterns: list[str] | None = None, frames: list[int] | str | None = None, size: int | None = None,
             views: str | None = None, convention: str = "fvcore",
             on_record: Callable[[dict], None] | None = None) -> list[dict]:
-    """Cost records for every matching variant at each frame count (default: the variant's own)."""
-    from tembench.cost.conventions import get_convention
+    """Cost records for every matching variant at each frame count (default: the variant's own).
 
-    get_convention(convention)
+    A case that cannot be counted gives a record with ``status`` ``error`` and the reason; the others go on."""
+    return run_profile(patterns, frames, size, views, convention, save=False, progress=False,
+                       on_record=on_record).records
+
+
+def run_profile(patterns: list[str] | str | None = None, frames: list[int] | str | None = None,
+                size: int | None = None, views: str | None = None, convention: str = "fvcore", *,
+                batches: list[int] | str | None = None, runtime=None, out: str | None = None, save: bool = True,
+                progress: bool = True, on_record: Callable[[dict], None] | None = None):
+    """``tembench profile``: a cost sweep, or with ``runtime`` (a :class:`~tembench.runtime.RuntimeOptions`,
+    see :func:`runtime_options`) a runtime sweep, over the grid of matching variants x frames (x batches).
+
+    Every record is written to a run file as it comes (``save``); a failing case is recorded and the
+    sweep goes on; Ctrl-C, SIGTERM or a full disk stop it with everything measured kept. Returns a
+    :class:`~tembench.results.driver.RunResult` (``records``, ``path``, ``failed``, ``stopped``, ``note``,
+    ``notes``).
+
+    >>> result = run_profile("tsm/tsm-r50", frames="8,16", save=False)
+    >>> [r["gflops"] for r in result.records]
+    """
+    from tembench.cost.conventions import get_convention
+    from tembench.results.driver import run_cases
+
+    if isinstance(patterns, str):
+        patterns = [patterns]
     if isinstance(frames, str):
         frames = parse_int_list(frames)
-    records = []
-    for spec, t, s, crops, clips in profile_cases(patterns, frames, size, views):
-        rec = cost_record(spec, t, s, crops, clips, convention)
-        records.append(rec)
-        if on_record:
-            on_record(rec)
-    return records
+    if isinstance(batches, str):
+        batches = parse_int_list(batches, "batch sizes")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
+        raise UsageError(f"size must be a positive integer, got {size!r}")
+    get_convention(convention)
+    notes: list[str] = []
+    if runtime is None:
+        if batches:
+            raise UsageError("batch sizes only apply to runtime profiling; add --latency, --memory, --trace or "
+                             "--find-max-batch")
+        cases = profile_cases(patterns, frames, size, views, notes)
+        check_cases(cases)
+        params = {"patterns": patterns, "frames": frames, "size": size, "views": views, "convention": convention}
+        from tembench.cost import records as cost_records
+
+        result = run_cases("cost", cases, lambda c: cost_records.cost_record(*c, convention),
+                           lambda c, why: cost_records.failed_cost_record(c, convention, why),
+                           lambda c: f"{c[0].id} @{c[1] or c[0].frames}", out=out, save=save, params=params,
+                           on_record=on_record, verb="counting", progress=progress)
+        result.notes = notes
+        return result
+    from tembench import runtime as rt
+    from tembench.env import fingerprint
+
+    opts = runtime
+    cases = rt.runtime_cases(profile_cases(patterns, frames, size, views, notes), batches)
+    check_cases([(c.spec, c.frames, c.size) for c in cases])
+    params = {"patterns": patterns, "frames": frames, "size": size, "views": views, "batch": batches,
+              "latency": opts.latency, "memory": opts.memory, "device": opts.device, "dtype": opts.dtype,
+              "channels_last": opts.channels_last, "compile": opts.compile,
+              "trace": None if opts.trace_dir is None else str(opts.trace_dir), "find_max_batch": opts.find_max_batch,
+              "budget_s": opts.timing.budget_s, "min_run_s": opts.timing.min_run_s, "warmup_s": opts.timing.warmup_s,
+              "threads": opts.threads, "steady_heap": opts.steady_heap}
+    cache: dict = {}
+    with rt.torch_threads(opts.threads):
+        result = run_cases("runtime", cases, lambda c: rt.measure_case(c, opts, cache),
+                           lambda c, why: rt.failed_runtime_record(c, opts, why),
+                           lambda c: f"{c.spec.id} @{c.t} x{c.batch}", out=out, save=save, params=params,
+                           fingerprint=fingerprint(opts.device, opts.dtype),
+                           summary=lambda recs: {"scaling": rt.scaling_rows(recs)}, on_record=on_record,
+                           progress=progress)
+    result.notes = notes
+    return result
 
 
 def claims(paper: str | None = None, source: str | None = None) -> list[dict]:
@@ -144,21 +213,6 @@ def runtime_options(latency: bool = True, memory: bool = False, device: str = "c
                                                          target_spread=target_spread))
 
 
-def runtime_cases(patterns: list[str] | None = None, frames: list[int] | None = None, size: int | None = None,
-                  views: str | None = None, batches: list[int] | None = None):
-    """The grid of runtime cases: variants x frame counts x batch sizes."""
-    from tembench.runtime import runtime_cases as cases
-
-    return cases(patterns, frames, size, views, batches)
-
-
-def runtime_record(case, options, max_batch_cache: dict | None = None) -> dict:
-    """Measure one runtime case (see :func:`tembench.runtime.measure_case`)."""
-    from tembench.runtime import measure_case
-
-    return measure_case(case, options, max_batch_cache)
-
-
 def runtime_profile(patterns: list[str] | None = None, frames: list[int] | str | None = None,
                     size: int | None = None, views: str | None = None, batches: list[int] | str | None = None,
                     options=None, on_record: Callable[[dict], None] | None = None, **option_kwargs) -> list[dict]:
@@ -167,21 +221,9 @@ def runtime_profile(patterns: list[str] | None = None, frames: list[int] | str |
     ``options`` is a :class:`~tembench.runtime.RuntimeOptions`, or give :func:`runtime_options`' keywords,
     e.g. ``runtime_profile("tsm/tsm-r50", frames="8,16", memory=True, budget=5)``.
     """
-    if isinstance(patterns, str):
-        patterns = [patterns]
-    if isinstance(frames, str):
-        frames = parse_int_list(frames)
-    if isinstance(batches, str):
-        batches = parse_int_list(batches, "batch sizes")
     opts = options if options is not None else runtime_options(**option_kwargs)
-    cache: dict = {}
-    records = []
-    for case in runtime_cases(patterns, frames, size, views, batches):
-        rec = runtime_record(case, opts, cache)
-        records.append(rec)
-        if on_record:
-            on_record(rec)
-    return records
+    return run_profile(patterns, frames, size, views, batches=batches, runtime=opts, save=False, progress=False,
+                       on_record=on_record).records
 
 
 def scaling(records: list[dict]) -> list[dict]:

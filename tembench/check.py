@@ -15,7 +15,7 @@ import time
 from typing import Callable
 
 from tembench import gates
-from tembench.errors import BaselineError, UsageError
+from tembench.errors import BaselineError, UsageError, one_line
 from tembench.results.store import SCHEMA_VERSION, atomic_write_json
 
 DEFAULT_BASELINE = Path("results/baselines")
@@ -141,7 +141,7 @@ def _reference_workload():
 
 
 def latency_records(cases=LATENCY_SET, budget_s: float = LATENCY_BUDGET_S, threads: int = 1,
-                    rounds: int = 3) -> list[dict]:
+                    rounds: int = 3, progress: Progress | None = None) -> list[dict]:
     """CPU latency of each case with tembench's own timing loop, raw samples kept.
 
     Shared machines drift: the cases are measured in ``rounds`` interleaved rounds (after an
@@ -263,13 +263,8 @@ def run_check(baseline_dir: str | Path = DEFAULT_BASELINE, which: list[str] | tu
             raise
         except Exception as e:  # noqa: BLE001 -- a gate that cannot run fails, it never passes
             verdicts.append(gates.Verdict(gate, f"({gate} gate)", "run", None, None, gates.ERROR,
-                                          f"the {gate} gate could not run: {_one_line(e)}"))
+                                          f"the {gate} gate could not run: {one_line(e)}"))
     return verdicts
-
-
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0] if text else ''}"
 
 
 def compare_files(a: str | Path | dict, b: str | Path | dict) -> list[gates.Verdict]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+import textwrap
 import traceback
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +21,7 @@ except ImportError:  # pragma: no cover
     from click import exceptions as click_exceptions
 
 from tembench.errors import TembenchError, UsageError
-from tembench.report.render import OutputFormat, print_rows
+from tembench.report.render import TABLE_WIDTH, OutputFormat, fmt_value, plural, print_rows
 
 app = typer.Typer(
     name="tembench",
@@ -38,6 +39,9 @@ PatternsArg = Annotated[
     Optional[list[str]],
     typer.Argument(help="Variant ids, families (e.g. 'tam') or glob patterns (e.g. 'tam/tanet-*'). Default: all."),
 ]
+ColumnsOpt = Annotated[Optional[str], typer.Option(
+    "--columns", help="Table columns: 'all', or field names separated by commas. Default: the essential ones "
+                      "(json and csv always carry every field).")]
 ConventionOpt = Annotated[
     str, typer.Option("--convention", help="Counting convention: fvcore (default), fvcore-legacy, flops, no-bmm, ...")
 ]
@@ -49,6 +53,14 @@ def _err(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
+def _print_table(rows, format, default_columns, columns: str | None, title: str) -> None:
+    """Records in ``format``; a table shows the essential ``default_columns`` unless ``--columns`` says more."""
+    from tembench.report.render import select_columns
+
+    print_rows(rows, format, columns=select_columns(rows, format, default_columns, columns), title=title,
+               wide=bool(columns))
+
+
 @app.callback()
 def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False) -> None:
     if debug:
@@ -56,23 +68,20 @@ def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks o
 
 
 @app.command("list")
-def list_cmd(patterns: PatternsArg = None, format: FormatOpt = OutputFormat.table) -> None:
-    """List registered variants (id, backbone, temporal module, defaults, number of claims)."""
+def list_cmd(patterns: PatternsArg = None, format: FormatOpt = OutputFormat.table, columns: ColumnsOpt = None) -> None:
+    """List registered variants (id, backbone, temporal module, defaults, number of claims); options and
+    ensemble members with --columns all or in json/csv."""
     from tembench.api import list_variants
 
     rows = list_variants(patterns)
-    cols = None if format is not OutputFormat.table else [
-        "variant", "backbone", "temporal", "options", "frames", "input_size", "classes", "claims", "members"]
-    print_rows(rows, format, columns=cols, title=f"{len(rows)} registered variants")
+    _print_table(rows, format, ["variant", "backbone", "temporal", "frames", "input_size", "classes", "claims"],
+                 columns, f"{plural(len(rows), 'registered variant')}")
 
 
 PROFILE_COLUMNS = ["variant", "frames", "input_size", "views", "gflops", "gflops_total", "params",
-                   "temporal_gflops", "temporal_params"]
-RUNTIME_COLUMNS = ["variant", "frames", "input_size", "views", "batch", "device", "dtype", "threads", "gflops",
-                   "latency_ms", "latency_p90_ms", "latency_spread", "reps", "clips_per_s", "videos_per_s",
-                   "temporal_gflops",
-                   "temporal_ms", "rss_increase_mib", "mem_peak_alloc_mib", "mem_peak_reserved_mib",
-                   "nvml_process_peak_mib", "max_batch", "max_batch_bound", "status"]
+                   "temporal_gflops", "status"]
+RUNTIME_COLUMNS = ["variant", "frames", "input_size", "batch", "gflops", "latency_ms", "latency_spread", "clips_per_s",
+                   "temporal_ms", "rss_increase_mib", "mem_peak_alloc_mib", "max_batch", "status"]
 
 
 @app.command("profile")
@@ -83,6 +92,7 @@ def profile_cmd(
     views: Annotated[Optional[str], typer.Option(help="Test views CROPSxCLIPS or FRAMESxCROPSxCLIPS, e.g. 3x10.")] = None,
     convention: ConventionOpt = "fvcore",
     format: FormatOpt = OutputFormat.table,
+    columns: ColumnsOpt = None,
     out: Annotated[Optional[Path], typer.Option(help="Directory for the run record. Default: $TEMBENCH_RUNS or results/runs.")] = None,
     save: Annotated[bool, typer.Option("--save/--no-save", help="Write the run record.")] = True,
     latency: Annotated[bool, typer.Option("--latency", help="Time real forwards: median, p90, IQR, throughput, time per module.", rich_help_panel="Runtime")] = False,
@@ -110,12 +120,8 @@ def profile_cmd(
     temporal_gflops). Out-of-memory cases are recorded as such and the run goes on; Ctrl-C keeps what
     was measured.
     """
-    from tembench.api import cost_record, parse_int_list, profile_cases
-    from tembench.cost.conventions import get_convention
+    from tembench.api import run_profile, runtime_options
 
-    if size is not None and size <= 0:
-        raise typer.BadParameter(f"must be a positive integer, got {size}", param_hint="--size")
-    get_convention(convention)
     runtime = latency or memory or trace is not None or find_max_batch
     if not runtime:
         given = [name for name, value in (("--device", device), ("--batch", batch), ("--dtype", dtype),
@@ -126,98 +132,55 @@ def profile_cmd(
         if given:
             raise UsageError(f"{', '.join(given)} only apply to runtime profiling; add --latency, --memory, "
                              "--trace or --find-max-batch")
-        cases = profile_cases(patterns, parse_int_list(frames), size, views)
-        params = {"patterns": patterns, "frames": frames, "size": size, "views": views, "convention": convention}
-        records, path = _measure_grid("cost", cases, lambda c: cost_record(*c, convention),
-                                      lambda c: f"{c[0].id} @{c[1] or c[0].frames}", "counting", out, save, params)
-        print_rows(records, format, columns=PROFILE_COLUMNS if format is OutputFormat.table else None,
-                   title=f"Cost per view ({convention}: GFLOPs = 1e9 multiply-adds) — {len(records)} cases")
-        if path:
-            _err(f"saved {len(records)} records to {path}")
+        result = run_profile(patterns, frames, size, views, convention, out=out, save=save)
+        single_view = all(r.get("gflops_total") == r.get("gflops") for r in result.records)
+        default = [c for c in PROFILE_COLUMNS if not (single_view and c in ("views", "gflops_total"))]
+        _print_table(result.records, format, default, columns,
+                     f"Cost per view ({convention}: GFLOPs = 1e9 multiply-adds) — {plural(len(result.records), 'case')}")
+        _finish(result)
         return
-    _profile_runtime(patterns=patterns, frames=frames, size=size, views=views, format=format, out=out, save=save,
-                     latency=latency, memory=memory, device=device or "cpu", batch=batch,
-                     dtype=dtype or "fp32", channels_last=channels_last, compile=compile, trace=trace,
-                     find_max_batch=find_max_batch, modules=modules, budget=budget,
-                     warmup=1.0 if warmup is None else warmup, threads=threads, steady_heap=steady_heap)
+    opts = runtime_options(latency=latency, memory=memory, device=device or "cpu", dtype=dtype or "fp32",
+                           channels_last=channels_last, compile=compile, trace=None if trace is None else str(trace),
+                           find_max_batch=find_max_batch, budget=budget, warmup=1.0 if warmup is None else warmup,
+                           threads=threads, steady_heap=steady_heap)
+    result = run_profile(patterns, frames, size, views, convention, batches=batch, runtime=opts, out=out, save=save)
+    _print_runtime(result.records, format, columns, opts, modules)
+    _finish(result)
 
 
-def _profile_runtime(*, patterns, frames, size, views, format, out, save, latency, memory, device, batch, dtype,
-                     channels_last, compile, trace, find_max_batch, modules, budget, warmup, threads,
-                     steady_heap) -> None:
-    from tembench.api import module_table, parse_int_list, runtime_cases, runtime_options, runtime_record, scaling
-    from tembench.env import fingerprint
-    from tembench.runtime.runner import sigterm_as_interrupt, torch_threads
+def _print_runtime(records, format, columns, opts, modules: bool) -> None:
+    from tembench.api import module_table, scaling
 
-    opts = runtime_options(latency=latency, memory=memory, device=device, dtype=dtype, channels_last=channels_last,
-                           compile=compile, trace=None if trace is None else str(trace),
-                           find_max_batch=find_max_batch, budget=budget, warmup=warmup, threads=threads,
-                           steady_heap=steady_heap)
-    cases = runtime_cases(patterns, parse_int_list(frames), size, views, parse_int_list(batch, "batch sizes"))
-    params = {"patterns": patterns, "frames": frames, "size": size, "views": views, "batch": batch,
-              "latency": latency, "memory": memory, "device": opts.device, "dtype": dtype,
-              "channels_last": channels_last, "compile": compile, "trace": None if trace is None else str(trace),
-              "find_max_batch": find_max_batch, "budget_s": opts.timing.budget_s,
-              "min_run_s": opts.timing.min_run_s, "warmup_s": warmup, "threads": opts.threads, "steady_heap": steady_heap}
-    cache: dict = {}
-    with sigterm_as_interrupt(), torch_threads(opts.threads):
-        records, path = _measure_grid("runtime", cases, lambda c: runtime_record(c, opts, cache),
-                                      lambda c: f"{c.spec.id} @{c.t} x{c.batch}", "measuring", out, save, params,
-                                      fingerprint=fingerprint(opts.device, dtype),
-                                      summary=lambda recs: {"scaling": scaling(recs)})
-    table = format is OutputFormat.table
-    cols = [c for c in RUNTIME_COLUMNS if any(r.get(c) is not None for r in records)] if table else None
-    print_rows(records, format, columns=cols,
-               title=f"Runtime on {opts.device}, {dtype} (latency per forward of batch x views clips; "
-                     f"GFLOPs per view, fvcore) — {len(records)} cases")
+    _print_table(records, format, RUNTIME_COLUMNS, columns,
+                 f"Runtime on {opts.device}, {opts.dtype} (latency per forward of batch x views clips; "
+                 f"GFLOPs per view, fvcore) — {plural(len(records), 'case')}")
     if format in (OutputFormat.table, OutputFormat.markdown):
         if growth := scaling(records):
             print_rows(growth, format, title="Growth with frames: value ~ frames^exponent")
         if modules:
             print_rows(module_table(records), format, title="Time per module (ms, hooks; median of 3 forwards)")
-    if path:
-        _err(f"saved {len(records)} records to {path}")
-    for r in records:
-        if r["status"] != "ok":
-            _err(f"{r['status']}: {r['variant']} @{r['frames']} batch {r['batch']}: {r.get('error', '')}")
-    if any(r["status"] == "error" for r in records):
+
+
+def _finish(result) -> None:
+    """Say what the sweep left out, what failed and where it is kept; exit 130 when interrupted, 1 when a
+    case failed or the run file could not be written."""
+    for note in result.notes:
+        _err(f"note: {note}")
+    for r in result.records:
+        if r.get("status", "ok") != "ok":
+            where = f"{r['variant']} @{r.get('frames')}" + (f" batch {r['batch']}" if "batch" in r else "")
+            _err(f"{r['status']}: {where}: {r.get('error', '')}")
+    _err(result.note)
+    if result.stopped == "write-error":
+        _err(f"error: {result.error}")
+        raise typer.Exit(1)
+    if result.stopped == "interrupted":
+        raise typer.Exit(130)
+    if result.failed:
         raise typer.Exit(1)
 
 
-def _measure_grid(kind, cases, measure, describe, verb, out, save, params, fingerprint=None, summary=None):
-    """Measure every case with a progress bar, appending each record to the run file as it comes.
-
-    Returns (records, path of the run file or None)."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    from tembench.results.store import RunWriter
-
-    writer = RunWriter(kind, out, params=params, fingerprint=fingerprint) if save else None
-    records: list[dict] = []
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                        TimeElapsedColumn(), TimeRemainingColumn(), transient=True,
-                        console=_stderr_console(), disable=not sys.stderr.isatty())
-    try:
-        with progress:
-            task = progress.add_task(verb, total=len(cases))
-            for case in cases:
-                progress.update(task, description=describe(case))
-                rec = measure(case)
-                records.append(rec)
-                if writer:
-                    writer.add(rec)
-                progress.advance(task)
-    except BaseException as e:
-        if writer:
-            status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
-            writer.close(status, error=None if status == "interrupted" else str(e))
-            _err(f"{len(records)} of {len(cases)} cases measured; kept in {writer.path}")
-        raise
-    path = writer.close("complete", **(summary(records) if summary else {})) if writer else None
-    return records, path
-
-
-CLAIM_COLUMNS = ["source", "row", "variant", "metric", "claimed", "measured", "rel_err", "status", "diagnosis"]
+CLAIM_COLUMNS = ["source", "row", "metric", "claimed", "measured", "rel_err", "status"]
 
 
 @app.command("claims")
@@ -225,6 +188,7 @@ def claims_cmd(
     paper: Annotated[Optional[str], typer.Option(help="Only this paper's claims (e.g. tam, atm, ila, emim).")] = None,
     table: Annotated[Optional[str], typer.Option(help="Only one paper table, e.g. 'TAM Table 2'.")] = None,
     format: FormatOpt = OutputFormat.table,
+    columns: ColumnsOpt = None,
     mismatches: Annotated[bool, typer.Option("--mismatches", help="Only claims that do not match.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when any measured claim does not match.")] = False,
 ) -> None:
@@ -246,10 +210,17 @@ def claims_cmd(
     else:
         shown = [r for r in rows if r["status"] == "mismatch"] if mismatches else rows
         for r in shown:
-            if r["rel_err"] is not None and format is OutputFormat.table:
-                r["rel_err"] = f"{100 * r['rel_err']:+.2f}%"
-        print_rows(shown, format, columns=CLAIM_COLUMNS if format is OutputFormat.table else None,
-                   title="Published vs measured (GFLOPs per view, fvcore MACs unless the claim names another convention)")
+            if format is OutputFormat.table:  # the published digits as printed, the difference in percent
+                r["claimed"] = fmt_value(r["claimed"])
+                if r["rel_err"] is not None:
+                    r["rel_err"] = f"{100 * r['rel_err']:+.2f}%"
+        _print_table(shown, format, CLAIM_COLUMNS, columns,
+                     "Published vs measured (GFLOPs per view, fvcore MACs unless the claim names another convention)")
+        if format is OutputFormat.table and not columns:
+            for r in shown:
+                if r["status"] == "mismatch" and r.get("diagnosis"):
+                    print(textwrap.fill(f"{r['source']} · {r['row'] or r['variant']} · {r['metric']}: {r['diagnosis']}",
+                                        TABLE_WIDTH, subsequent_indent="    "))
     n_match = sum(r["status"] == "match" for r in rows)
     n_mis = sum(r["status"] == "mismatch" for r in rows)
     _err(f"{len(rows)} claims: {n_match} match, {n_mis} mismatch, {len(rows) - n_match - n_mis} not measured")
@@ -292,15 +263,22 @@ for _name in ("tembench.cli_eval", "tembench.cli_results", "tembench.cli_report"
 
 
 def main(argv: list[str] | None = None) -> None:
+    """The ``tembench`` entry point: one line on stderr and a non-zero exit for every error (the traceback
+    too with ``--debug`` anywhere on the command line, or ``TEMBENCH_DEBUG=1``); SIGTERM stops a command
+    as Ctrl-C does, so a killed measurement keeps what it measured."""
     args = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in args or os.environ.get("TEMBENCH_DEBUG", "") not in ("", "0")
+    args = [a for a in args if a != "--debug"]
     try:
         # without standalone mode, typer returns the exit code of typer.Exit (130 for Ctrl-C)
-        rv = app(args=args, prog_name="tembench", standalone_mode=False)
+        with _sigterm_as_interrupt():
+            rv = app(args=args, prog_name="tembench", standalone_mode=False)
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except click_exceptions.ClickException as e:
-        e.show()
+        ctx = getattr(e, "ctx", None)
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        _err(f"error: {e.format_message()}{hint}")
         sys.exit(e.exit_code)
     except typer.Abort:
         _err("aborted")
@@ -323,6 +301,24 @@ def main(argv: list[str] | None = None) -> None:
             _err("interrupted")
         sys.exit(rv)
     sys.exit(0)
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    import signal
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (e.g. main() called from a test's worker thread)
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

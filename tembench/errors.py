@@ -25,3 +25,16 @@ class BaselineError(TembenchError):
     A gate fails closed: ``tembench check`` exits non-zero and says how to write the baselines."""
 
     exit_code = 2
+
+
+class ResultsWriteError(TembenchError):
+    """A run file could not be written (disk full, permissions); names the path. What was measured
+    before is kept in the file, and the run stops."""
+
+    exit_code = 1
+
+
+def one_line(e: BaseException, limit: int = 300) -> str:
+    """An exception as one line for a record or a message: ``Type: first line of its text``."""
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}"[:limit]

@@ -23,6 +23,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from statistics import median
 
+from tembench.report.render import plural
+
 PASS, REGRESSION, IMPROVEMENT, NOT_COMPARABLE, MISSING, NEW, ERROR = (
     "pass", "regression", "improvement", "not comparable", "missing", "new", "error")
 COMPARED = (PASS, REGRESSION, IMPROVEMENT)  # a comparison was actually made
@@ -197,11 +199,6 @@ def summary(verdicts: list[Verdict]) -> dict:
     for v in verdicts:
         counts[v.status] = counts.get(v.status, 0) + 1
     return counts
-
-
-def plural(n: int, word: str, many: str | None = None) -> str:
-    """``1 regression``, ``2 regressions``, ``0 comparisons``."""
-    return f"{n:,} {word if n == 1 else many or word + 's'}"
 
 
 def gate_rows(verdicts: list[Verdict]) -> list[dict]:

@@ -72,9 +72,9 @@ def test_malformed_registry_file_is_one_line(capsys, tmp_path, monkeypatch):
 
 
 def test_interrupted_profile_keeps_what_was_measured(capsys, runs_dir, monkeypatch):
-    import tembench.api as api
+    import tembench.cost.records as cost_records
 
-    real = api.cost_record
+    real = cost_records.cost_record
     calls = {"n": 0}
 
     def flaky(*a, **k):
@@ -83,7 +83,7 @@ def test_interrupted_profile_keeps_what_was_measured(capsys, runs_dir, monkeypat
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(api, "cost_record", flaky)
+    monkeypatch.setattr(cost_records, "cost_record", flaky)
     code, _, err = run(capsys, "profile", "tsn", "--no-save", "--save")
     assert code == 130
     (path,) = runs_dir.glob("*.json")

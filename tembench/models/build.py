@@ -34,6 +34,28 @@ def check_frames(frames) -> int:
     return frames
 
 
+def check_input(spec: VariantSpec, frames: int | None = None, size: int | None = None) -> None:
+    """A one-line :class:`UsageError` when a clip of ``frames`` x ``size`` x ``size`` cannot go through the
+    variant's network (checked before anything is built or measured)."""
+    size = spec.input_size if size is None else size
+    if spec.is_ensemble:
+        for m in spec.members:
+            check_input(get_variant(m.variant), m.frames, size)
+        return
+    if spec.arch == "clip_vit":
+        from tembench.models.backbones.clip_vit import CONFIGS
+
+        patch = CONFIGS[spec.backbone].patch
+        if size % patch:
+            lo, hi = size // patch * patch, (size // patch + 1) * patch
+            raise UsageError(f"{spec.id}: a {spec.backbone} input size must be a multiple of its patch size {patch} "
+                             f"(the position embedding is interpolated to size/patch), got {size}; "
+                             f"try {lo or hi} or {hi}")
+    elif spec.arch == "uniformer" and size < 32:
+        raise UsageError(f"{spec.id}: UniFormer downsamples by 32 (4, then 2, 2, 2); its input size must be at "
+                         f"least 32, got {size}")
+
+
 def build_from_spec(spec: VariantSpec, frames: int | None = None, num_classes: int | None = None,
                     temporal: bool = True) -> nn.Module:
     if spec.is_ensemble:

@@ -11,6 +11,7 @@ import math
 from dataclasses import asdict, dataclass
 
 from tembench.cost import CONVENTIONS, count_spec
+from tembench.errors import UsageError
 from tembench.registry import Claim, Registry, VariantSpec, registry
 
 STATUS_MATCH, STATUS_MISMATCH, STATUS_UNMEASURED = "match", "mismatch", "not measured"
@@ -130,7 +131,15 @@ def evaluate_claims(paper: str | None = None, source: str | None = None, reg: Re
     reg = reg or registry()
     claims = reg.claims(paper)
     if source:
+        sources = sorted({c.source for c in claims})
         claims = [c for c in claims if c.source.lower() == source.lower()]
+        if not claims:
+            import difflib
+
+            close = difflib.get_close_matches(source, sources, n=3, cutoff=0.6)
+            raise UsageError(f"no claims from table {source!r}" + (f" of paper {paper!r}" if paper else "")
+                             + (f"; closest: {', '.join(close)}" if close else "")
+                             + f"; tables: {', '.join(sources)}")
     rows = []
     for claim in claims:
         rows.append(evaluate_claim(reg.get(claim.variant), claim))

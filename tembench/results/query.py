@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from tembench.errors import UsageError
+from tembench.results.schema import READ_STATUSES, RECORD_STATUSES, RUN_KINDS
 from tembench.results.store import default_runs_dir, load_runs
 
 RUN_COLUMNS = ("run_id", "kind", "run_status", "created", "hardware_hash")
@@ -33,6 +34,11 @@ def _parse_where(where: list[str] | None) -> list[tuple[str, str]]:
             raise UsageError(f"--where takes KEY=VALUE (e.g. frames=8), got {w!r}")
         out.append((key.strip(), value.strip()))
     return out
+
+
+def _choice(option: str, value: str | None, choices) -> None:
+    if value is not None and value not in choices:
+        raise UsageError(f"{option} must be one of {', '.join(choices)}, got {value!r}")
 
 
 def _text(v) -> str:
@@ -61,6 +67,8 @@ def select_runs(directory: str | Path | None = None, *, kind: str | None = None,
 
     if last is not None and last <= 0:
         raise UsageError(f"--last must be a positive integer, got {last}")
+    _choice("--kind", kind, RUN_KINDS)
+    _choice("--run-status", run_status, READ_STATUSES)
     t0 = _parse_since(since) if since else None
     if hardware == "current":
         hardware = hardware_hash()
@@ -107,6 +115,7 @@ def records(directory: str | Path | None = None, *, patterns: list[str] | None =
             since: str | None = None, hardware: str | None = None, last: int | None = None) -> list[dict]:
     """Every record passing the filters, flattened: run-level columns first, then the record's fields."""
     conditions = _parse_where(where)
+    _choice("--status", status, RECORD_STATUSES)
     rows = []
     for r in select_runs(directory, kind=kind, run_status=run_status, run=run, since=since, hardware=hardware,
                          last=last):

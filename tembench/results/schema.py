@@ -15,7 +15,9 @@ RUN_FIELDS = {
     "schema_version": int, "run_id": str, "kind": str, "created": str, "command": list, "params": dict,
     "fingerprint": dict, "status": str, "records": list,
 }
+RUN_KINDS = ("cost", "runtime", "accuracy", "latency")  # latency: the CI gate's baseline file
 RUN_STATUSES = ("running", "complete", "interrupted", "failed")
+READ_STATUSES = RUN_STATUSES + ("stale",)  # as read back: "stale" = "running" with its process gone
 FINGERPRINT_FIELDS = {"software": dict, "hardware": dict, "hardware_hash": str, "gpu_state": dict, "settings": dict}
 
 COST_FIELDS = {

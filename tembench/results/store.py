@@ -1,16 +1,20 @@
 """The results store.
 
 Every run writes one JSON file ``<runs dir>/<UTC time>-<kind>-<id>.json`` holding the schema
-version, the environment fingerprint, the command line, a status (``running``, ``complete``,
-``interrupted``, ``failed``) and the records measured so far. The file is rewritten atomically
-(temporary file + rename) after every record, so a run stopped part-way leaves a readable file with
-everything measured until then.
+version, the environment fingerprint, the command line, the process that writes it (``process``: pid,
+host, start time), a status (``running``, ``complete``, ``interrupted``, ``failed``) and the records
+measured so far. The file is rewritten atomically (temporary file + rename) after every record, so a
+run stopped part-way leaves a readable file with everything measured until then.
+
+A run still marked ``running`` whose process is gone (killed with SIGKILL, a crashed machine) is read
+back as ``stale`` (:func:`effective_status`), never as ``running``.
 """
 from __future__ import annotations
 
 import json
 import os
 import secrets
+import socket
 import sys
 import tempfile
 import time
@@ -18,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tembench.errors import UsageError
+from tembench.errors import ResultsWriteError, UsageError
 
 SCHEMA_VERSION = 1
 
@@ -69,18 +73,27 @@ class RunWriter:
             "command": command if command is not None else sys.argv,
             "params": params or {},
             "fingerprint": fingerprint if fingerprint is not None else current_fingerprint(),
+            "process": this_process(),
             "status": "running",
             "records": [],
         }
         self._t0 = time.monotonic()
+        self._written = 0
         self._flush()
 
     def add(self, record: dict) -> None:
         self.data["records"].append(record)
         self._flush()
 
+    @property
+    def written(self) -> int:
+        """How many records the file on disk holds."""
+        return self._written
+
     def close(self, status: str = "complete", error: str | None = None, **summary) -> Path:
-        """Final status (``complete``, ``interrupted``, ``failed``); ``summary`` adds run-level results."""
+        """Final status (``complete``, ``interrupted``, ``failed``); ``summary`` adds run-level results.
+
+        Raises :class:`~tembench.errors.ResultsWriteError` when the file cannot be written."""
         self.data["status"] = status
         self.data["elapsed_s"] = round(time.monotonic() - self._t0, 3)
         if error:
@@ -95,14 +108,61 @@ class RunWriter:
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None:
             self.close("complete")
-        elif issubclass(exc_type, KeyboardInterrupt):
-            self.close("interrupted")
-        else:
-            self.close("failed", error=f"{exc_type.__name__}: {exc}")
+            return False
+        try:  # the error on its way out says more than a second failure to write would
+            if issubclass(exc_type, KeyboardInterrupt):
+                self.close("interrupted")
+            else:
+                self.close("failed", error=f"{exc_type.__name__}: {exc}")
+        except ResultsWriteError:
+            pass
         return False
 
     def _flush(self) -> None:
-        atomic_write_json(self.path, self.data)
+        try:
+            atomic_write_json(self.path, self.data)
+        except OSError as e:
+            raise ResultsWriteError(f"cannot write the run file {self.path}: {e.strerror or e} "
+                                    f"(errno {e.errno}); free space or pass --out DIR") from None
+        self._written = len(self.data["records"])
+
+
+def this_process() -> dict:
+    """What identifies the process writing a run: pid, host and (Linux) its start time."""
+    return {"pid": os.getpid(), "host": socket.gethostname(), "start": _process_start(os.getpid())}
+
+
+def _process_start(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (Linux), so a reused pid is not mistaken for it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat.rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def process_alive(process: dict) -> bool | None:
+    """Whether the process that wrote a run is still running: None when it cannot be told from here
+    (another host, or a run file without ``process``)."""
+    pid = process.get("pid")
+    if not isinstance(pid, int) or process.get("host") != socket.gethostname():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    start = process.get("start")
+    return start is None or _process_start(pid) in (None, start)
+
+
+def effective_status(run: dict) -> str:
+    """The run's status as a reader should see it: ``stale`` for a ``running`` run whose process is gone."""
+    status = run.get("status")
+    if status == "running" and process_alive(run.get("process") or {}) is False:
+        return "stale"
+    return status
 
 
 def load_run(path: str | Path) -> dict:
@@ -121,7 +181,8 @@ def load_run(path: str | Path) -> dict:
 
 def load_runs(directory: str | Path | None = None, kind: str | None = None) -> list[dict]:
     """All readable run files in ``directory`` (oldest first), incomplete ones included (their ``status``
-    says ``running``, ``interrupted`` or ``failed``); unreadable files are skipped with a warning."""
+    says ``running``, ``interrupted``, ``failed`` or, for a run whose process is gone, ``stale``);
+    unreadable files are skipped with a warning."""
     directory = Path(directory) if directory is not None else default_runs_dir()
     runs = []
     for path in sorted(directory.glob("*.json")):
@@ -132,6 +193,7 @@ def load_runs(directory: str | Path | None = None, kind: str | None = None) -> l
             continue
         if kind is None or run.get("kind") == kind:
             run["path"] = str(path)
+            run["status"] = effective_status(run)
             runs.append(run)
     return runs
 

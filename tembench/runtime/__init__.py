@@ -9,9 +9,10 @@ Measurements happen in separate passes over one built model (see :mod:`tembench.
 * :mod:`~tembench.runtime.scaling`: the growth exponent of cost and latency with frames;
 * :mod:`~tembench.runtime.nvml`: NVML, absent without harm.
 """
-from tembench.runtime.runner import Case, RuntimeOptions, find_max_batch, measure_case, runtime_cases
+from tembench.runtime.runner import (Case, RuntimeOptions, failed_runtime_record, find_max_batch, measure_case,
+                                     runtime_cases, torch_threads)
 from tembench.runtime.scaling import fit_growth, scaling_rows
 from tembench.runtime.timing import Timing, TimingConfig, summarize, time_fn
 
-__all__ = ["Case", "RuntimeOptions", "Timing", "TimingConfig", "find_max_batch", "fit_growth", "measure_case",
-           "runtime_cases", "scaling_rows", "summarize", "time_fn"]
+__all__ = ["Case", "RuntimeOptions", "Timing", "TimingConfig", "failed_runtime_record", "find_max_batch", "fit_growth",
+           "measure_case", "runtime_cases", "scaling_rows", "summarize", "time_fn", "torch_threads"]

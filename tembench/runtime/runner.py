@@ -11,14 +11,12 @@ ends it with ``status = "error"`` and its message. ``KeyboardInterrupt`` is neve
 """
 from __future__ import annotations
 
-import signal
-import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from tembench.errors import UsageError
+from tembench.errors import UsageError, one_line
 from tembench.registry import VariantSpec
 from tembench.runtime.memory import cpu_peak_rss_increase, free_memory, hold_heap, is_oom, measure_memory
 from tembench.runtime.modules import module_times
@@ -184,12 +182,12 @@ def cost_fields(case: Case) -> dict:
     """GFLOPs per view (fvcore) and params, so that ``temporal_ms`` sits beside ``temporal_gflops``.
 
     A model the counter cannot count is still timed: the record then says why in ``cost_error``."""
-    from tembench.api import cost_record
+    from tembench.cost.records import cost_record
 
     try:
         r = cost_record(case.spec, case.frames, case.size, case.crops, case.clips, "fvcore")
     except Exception as e:  # noqa: BLE001
-        return {"cost_error": _one_line(e)}
+        return {"cost_error": one_line(e)}
     return {k: r[k] for k in ("classes", "gflops", "gflops_total", "params", "temporal_gflops", "temporal_params")}
 
 
@@ -243,7 +241,7 @@ def _measure_case(case: Case, opts: RuntimeOptions, max_batch_cache: dict | None
             rec["trace"] = str(write_trace(model, forward, opts.trace_dir, f"{case.label}-{opts.dtype}-{opts.device}",
                                            device=opts.device, module_ranges=not opts.compile))
     except Exception as e:  # noqa: BLE001 -- recorded per case; the run goes on
-        rec.update(status="oom" if is_oom(e) else "error", error=_one_line(e))
+        rec.update(status="oom" if is_oom(e) else "error", error=one_line(e))
     finally:
         del model, x, forward
         free_memory(opts.device, collect=rec["status"] != "ok")
@@ -257,9 +255,9 @@ def _measure_case(case: Case, opts: RuntimeOptions, max_batch_cache: dict | None
     return rec
 
 
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0] if text else ''}"[:300]
+def failed_runtime_record(case: Case, opts: RuntimeOptions, reason: str) -> dict:
+    """The record of a case whose measurement failed outside the per-pass handling."""
+    return {**base_record(case, opts), "status": "error", "error": reason}
 
 
 # ---- largest batch ------------------------------------------------------------------------------
@@ -362,29 +360,6 @@ def search_max_batch(case: Case, opts: RuntimeOptions) -> dict:
 
 # ---- grid and signals -----------------------------------------------------------------------------
 
-def runtime_cases(patterns: list[str] | None = None, frames: list[int] | None = None, size: int | None = None,
-                  views: str | None = None, batches: list[int] | None = None) -> list[Case]:
-    """The grid: every matching variant x frame count x batch, at one input size and view protocol."""
-    from tembench.api import profile_cases
-
-    return [Case(spec, t, s, crops, clips, b)
-            for spec, t, s, crops, clips in profile_cases(patterns, frames, size, views)
-            for b in batches or [1]]
-
-
-@contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Inside the block, SIGTERM raises KeyboardInterrupt (as Ctrl-C does), so a killed run closes cleanly."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
+def runtime_cases(grid, batches: list[int] | None = None) -> list[Case]:
+    """The runtime grid: each (variant, frames, size, crops, clips) case of ``grid`` x each batch size."""
+    return [Case(spec, t, s, crops, clips, b) for spec, t, s, crops, clips in grid for b in batches or [1]]
