@@ -26,6 +26,11 @@ def report_cmd(
         help="Stored runs to read accuracy and latency from: 'all' (default), 'none', or key=glob terms "
              "joined by commas, keys dir, run, kind, status, variant, dataset, device "
              "(e.g. kind=accuracy,variant=tam/*).")] = None,
+    include_smoke_runs: Annotated[bool, typer.Option(
+        "--include-smoke-runs",
+        help="Also show accuracy runs that only prove the pipeline runs: random init (no --checkpoint), "
+             "weights not recorded, or synthetic data (`tembench data synth`). They are marked and never "
+             "compared with a paper's number. Default: left out, and the report says how many.")] = False,
     format: Annotated[ReportFormat, typer.Option("--format", "-f", case_sensitive=False,
                                                  help="html (one self-contained file), markdown, latex or csv.")] = ReportFormat.html,
     out: Annotated[Optional[str], typer.Option(
@@ -35,7 +40,7 @@ def report_cmd(
     """Every paper table with the measured number beside the published one, mismatches diagnosed.
 
     Cost is counted here on the meta device; accuracy and latency come from stored runs where they
-    exist. The HTML report adds plots (top-1 vs GFLOPs, scaling with frames, temporal-module overhead),
+    exist (accuracy only from trained weights on real data, unless --include-smoke-runs). The HTML report adds plots (top-1 vs GFLOPs, scaling with frames, temporal-module overhead),
     the environment and dataset fingerprints and the command behind every number.
     """
     from tembench.report.html import write_report
@@ -45,7 +50,11 @@ def report_cmd(
                         ("--out", out)):
         if value is not None:
             command += [flag, value]
-    result = write_report(format.value, out, paper=paper, table=table, runs=runs, command=shlex.join(command))
+    if include_smoke_runs:
+        command.append("--include-smoke-runs")
+    result = write_report(format.value, out, paper=paper, table=table, runs=runs, command=shlex.join(command),
+                          include_smoke=include_smoke_runs,
+                          on_note=lambda text: print(f"note: {text}", file=sys.stderr))
     if isinstance(result, str):
         print(result, end="")
     else:

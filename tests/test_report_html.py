@@ -26,6 +26,7 @@ def report(tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
     acc = RunWriter("accuracy", runs, command=["tembench", "eval", "tam/tanet-r50", "--data", "/data/k400"])
     acc.add({"variant": "tam/tanet-r50", "dataset": "kinetics400", "frames": 8, "views": "8x3x10", "top1": 76.1,
+             "weights": "tanet_k400.pth", "randomly_initialised": False,
              "dataset_fingerprint": {"videos": 19796, "annotations_sha256": "ab12cd", "decoder": "pyav 12"}})
     acc.close()
     rt = RunWriter("runtime", runs, command=["tembench", "profile", "tsm/tsm-r50", "--latency", "--frames", "8,16"])

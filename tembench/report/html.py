@@ -6,7 +6,9 @@ the style and the sorting script are inline, and nothing is fetched, so it opens
 table sorts on a header click (numbers by value); ``#sort=TABLE-ID:COLUMN[:desc]`` in the address
 sorts one table on load. Beside the tables: the environment fingerprint of the machine that counted
 the cost, the stored runs the report read (command, fingerprint), the dataset fingerprints of the
-accuracy runs, and the command behind every number.
+accuracy runs, and the command behind every number. Accuracy runs that only show the pipeline runs
+(random init, synthetic data) are left out, listed with the reason, unless asked for; then they are
+marked wherever they appear.
 """
 from __future__ import annotations
 
@@ -16,12 +18,13 @@ import json
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from tembench.errors import UsageError
 from tembench.registry import registry
-from tembench.report.tables import (UNITS_NOTE, RunSet, TableView, build_tables, dataset_fingerprint,
-                                    load_runset, paper_markdown_files, paper_name, render_tables, run_command, table_html)
+from tembench.report.tables import (SMOKE_NOTE, UNITS_NOTE, RunSet, TableView, build_tables, dataset_fingerprint,
+                                    dataset_name, is_accuracy, load_runset, paper_markdown_files, paper_name,
+                                    render_tables, run_command, smoke_reason, table_html)
 
 FORMATS = ("html", "markdown", "latex", "csv")
 DEFAULT_FILES = {"html": "tembench-report.html", "markdown": "report.md", "latex": "report.tex", "csv": "report.csv"}
@@ -38,6 +41,7 @@ th.num,td.num{text-align:right}th[aria-sort=ascending]::after{content:" \\25B2"}
 tr.mismatch{background:#fff4f2}td.bad{background:#f8d3cd;font-weight:600}td.ok{color:#1d7a30}
 figure{margin:18px 0}figure img{max-width:100%;border:1px solid #eee}figcaption{color:#444;font-size:13px;max-width:1100px}
 details{margin:4px 0 0;font-size:12.5px}#report-status{font-size:12px;color:#666}
+td.smoke{background:#fff3cd;color:#7a4b00;font-style:italic}.leftout{background:#fff8e1;border-left:4px solid #e0a800;padding:6px 10px}
 """
 
 _SCRIPT = r"""
@@ -121,18 +125,44 @@ def _machine(hw: dict) -> str:
     return ", ".join(filter(None, [hw.get("cpu", ""), *gpus]))
 
 
+def _weights_and_data(run: dict, runs: RunSet) -> str:
+    """What an accuracy run's shown records were measured with: 'checkpoint, real data' or the smoke reasons."""
+    recs = [rec for rec, r in runs.records if r is run and is_accuracy(rec, run)]
+    if not recs:
+        return ""
+    reasons = sorted({smoke_reason(rec, run) for rec in recs})
+    return "; ".join(f"NOT COMPARABLE: {r}" if r else "checkpoint, real data" for r in reasons)
+
+
+def _left_out_section(runs: RunSet) -> str:
+    if not runs.excluded:
+        return ""
+    head = "".join(f"<th>{h}</th>" for h in ("run", "variant", "dataset", "top-1 (%)", "why left out", "command"))
+    rows = "".join("<tr>" + "".join(f"<td>{_e(x)}</td>" for x in (
+        run.get("run_id", ""), rec.get("variant", ""), dataset_name(rec) or "", rec.get("top1", ""), reason,
+    )) + f"<td><code>{_e(run_command(run))}</code></td></tr>" for rec, run, reason in runs.excluded)
+    return (f"<h3>Left out</h3><p>These accuracy records only show that the pipeline runs, so no table or plot "
+            f"shows them; <code>tembench report --include-smoke-runs</code> does, marked.</p>"
+            f"<div class=wrap><table class='sortable' id='left-out'><thead><tr>{head}</tr></thead>"
+            f"<tbody>{rows}</tbody></table></div>")
+
+
 def _runs_section(runs: RunSet) -> str:
     if not runs.runs:
-        return f"<p>No stored runs ({_e(runs.description)}): cost is counted by this report; accuracy and latency columns appear when runs exist.</p>"
+        return (f"<p>No stored runs ({_e(runs.description)}): cost is counted by this report; accuracy and latency "
+                f"columns appear when runs exist.</p>{_left_out_section(runs)}")
     rows = []
     for run in runs.runs:
         fp = run.get("fingerprint") or {}
         hw = fp.get("hardware") or {}
+        marked = _weights_and_data(run, runs)
+        cls = ' class="smoke"' if "NOT COMPARABLE" in marked else ""
         rows.append("<tr>" + "".join(f"<td>{_e(x)}</td>" for x in (
             run.get("run_id", ""), run.get("kind", ""), run.get("status", ""), run.get("created", ""),
             len(run.get("records", [])), fp.get("hardware_hash", ""), _machine(hw),
-        )) + f"<td><code>{_e(run_command(run))}</code></td></tr>")
-    head = "".join(f"<th>{h}</th>" for h in ("run", "kind", "status", "created", "records", "hardware hash", "machine", "command"))
+        )) + f"<td{cls}>{_e(marked)}</td><td><code>{_e(run_command(run))}</code></td></tr>")
+    head = "".join(f"<th>{h}</th>" for h in ("run", "kind", "status", "created", "records", "hardware hash", "machine",
+                                             "weights, data", "command"))
     fps = {}
     for rec, run in runs.records:
         fp = dataset_fingerprint(rec, run)
@@ -141,7 +171,21 @@ def _runs_section(runs: RunSet) -> str:
     ds = ("<p>No accuracy runs, so no dataset fingerprints.</p>" if not fps else
           "".join(f"<p>{_e(v)} (run {_e(r)}):</p><pre>{_e(json.dumps(json.loads(k), indent=1))}</pre>" for k, (v, r) in fps.items()))
     return (f"<p>{_e(runs.description)}</p><div class=wrap><table class=sortable id=runs><thead><tr>{head}</tr></thead>"
-            f"<tbody>{''.join(rows)}</tbody></table></div><h3>Dataset fingerprints</h3>{ds}")
+            f"<tbody>{''.join(rows)}</tbody></table></div>{_left_out_section(runs)}<h3>Dataset fingerprints</h3>{ds}")
+
+
+def _smoke_summary(runs: RunSet) -> str:
+    """The line under the report's title about runs that only show the pipeline runs."""
+    if runs.excluded:
+        text = runs.left_out_note
+        return (f'<p class="leftout">{_e(text[0].upper() + text[1:])} (listed under '
+                f'<a href="#runs-read">Stored runs read</a>).</p>')
+    smoke = runs.smoke_records
+    if smoke:
+        return (f'<p class="leftout">Included by --include-smoke-runs: {len(smoke)} accuracy records that only show '
+                f"that the pipeline runs ({_e(SMOKE_NOTE)}), marked in yellow and as grey crosses in the plot, "
+                "never compared with a paper's number.</p>")
+    return ""
 
 
 def render_html(tables: Sequence[TableView], plots: Sequence, runs: RunSet, environment: dict,
@@ -167,6 +211,7 @@ def render_html(tables: Sequence[TableView], plots: Sequence, runs: RunSet, envi
 <body>
 <h1>{_e(title)}</h1>
 <p>{len(tables)} paper tables, {n_rows} rows, {n_mis} rows whose measured number differs from the paper. Created {created}.</p>
+{_smoke_summary(runs)}
 <p class="units">{_e(UNITS_NOTE)}</p>
 <div id="report-status" data-tables="{len(tables)}" data-plots="{len(plots)}">(open in a browser with scripts enabled to sort the tables)</div>
 <nav><ul>{"".join(toc)}</ul></nav>
@@ -178,7 +223,7 @@ def render_html(tables: Sequence[TableView], plots: Sequence, runs: RunSet, envi
 accuracy and latency come from the stored runs listed after it, each with its own fingerprint and command.</p>
 <pre>{_e(json.dumps(environment, indent=1, default=str))}</pre>
 <p>This report: <code>{_e(environment.get("command", ""))}</code></p>
-<h3>Stored runs read</h3>
+<h3 id="runs-read">Stored runs read</h3>
 {_runs_section(runs)}
 <script>{_SCRIPT}</script>
 </body></html>
@@ -206,9 +251,13 @@ def _is_dir_target(out: Path | str) -> bool:
 
 
 def write_report(fmt: str = "html", out: str | Path | None = None, paper: str | None = None,
-                 table: str | None = None, runs: str | None = None, command: str | None = None) -> list[Path] | str:
+                 table: str | None = None, runs: str | None = None, command: str | None = None,
+                 include_smoke: bool = False, on_note: Callable[[str], None] | None = None) -> list[Path] | str:
     """Render the report; write it to ``out`` (a file, or a directory) and return the paths written,
     or return the text when ``out`` is None (HTML always goes to a file, ``tembench-report.html``).
+
+    Accuracy runs that only show the pipeline runs are left out unless ``include_smoke``; ``on_note``
+    hears how many were left out, and why.
 
     Markdown into a directory writes one ``<paper>.md`` per paper and, for the whole report (no
     ``paper`` or ``table``), a ``README.md`` index and the plots (PNG and SVG):
@@ -217,7 +266,9 @@ def write_report(fmt: str = "html", out: str | Path | None = None, paper: str | 
     fmt = fmt.lower()
     if fmt not in FORMATS:
         raise UsageError(f"unknown report format {fmt!r}; one of {', '.join(FORMATS)}")
-    runset = load_runset(runs)
+    runset = load_runset(runs, include_smoke=include_smoke)
+    if on_note and runset.left_out_note:
+        on_note(runset.left_out_note)
     tables = build_tables(paper, table, runset)
     if out is not None and _is_dir_target(out):
         out_dir = Path(out)

@@ -10,6 +10,11 @@
 
 Every plot works with no stored run at all: cost is counted here, on the meta device; panels that
 need latency or accuracy runs say that none exist and show the command that would make them.
+
+Axis limits and labelled ticks come from the data drawn (published and measured, every series): the
+labelled ticks span every point, a frames axis labels every frame count drawn, log axes end on
+1-2-5 numbers. Accuracy runs that only show the pipeline runs (random init, synthetic data) are not
+in the run set unless asked for; then they are drawn as grey crosses, labelled with the reason.
 """
 from __future__ import annotations
 
@@ -21,8 +26,8 @@ from typing import Sequence
 
 from tembench.registry import Registry, VariantSpec, registry
 from tembench.report.claims import ClaimRow
-from tembench.report.tables import (DATASET_LABELS, RunSet, dataset_name, evaluated,
-                                    is_random_init, is_synthetic, metric_value, table_sources)
+from tembench.report.tables import (DATASET_LABELS, SMOKE_NOTE, RunSet, dataset_name, evaluated, metric_value,
+                                    smoke_reason, table_sources)
 
 PLOT_NAMES = ("accuracy-vs-gflops", "scaling", "temporal-overhead")  # the order of all_plots()
 SCALING_FRAMES = (8, 16, 32)
@@ -62,13 +67,64 @@ def _empty_note(ax, text: str) -> None:
     ax.set_yticks([])
 
 
-def _log_axis(axis) -> None:
-    """Plain numbers (20, 50, 100) on a log axis instead of 2x10^1 labels that collide."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+def _nice(x: float, up: bool) -> float:
+    """The 1-2-5 number (1, 2 or 5 x 10^k) next to ``x > 0``: at or above it when ``up``, else at or below."""
+    k = math.floor(math.log10(x))
+    candidates = [m * 10.0 ** e for e in (k - 1, k, k + 1) for m in (1, 2, 5)]
+    if up:
+        return min(c for c in candidates if c >= x * (1 - 1e-9))
+    return max(c for c in candidates if c <= x * (1 + 1e-9))
 
-    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    axis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:g}"))
+
+def _set_axis(ax, which: str, lo: float, hi: float, ticks: Sequence[float], labels: Sequence[str]) -> None:
+    from matplotlib.ticker import NullFormatter, NullLocator
+
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    (ax.set_xlim if which == "x" else ax.set_ylim)(lo, hi)
+    axis.set_ticks(list(ticks), list(labels))
+    axis.set_minor_locator(NullLocator())
     axis.set_minor_formatter(NullFormatter())
+
+
+def fit_log_axis(ax, which: str, values: Sequence[float], pad: float = 1.08) -> None:
+    """A log axis from the 1-2-5 number below the smallest value to the one above the largest (after a
+    small margin), labelled at every 1-2-5 number between (at powers of ten beyond three decades)."""
+    vals = [float(v) for v in values if v is not None and v > 0 and math.isfinite(v)]
+    if not vals:
+        return
+    lo, hi = _nice(min(vals) / pad, up=False), _nice(max(vals) * pad, up=True)
+    mults = (1, 2, 5)
+    if hi / lo > 1e3:
+        lo, hi, mults = 10.0 ** math.floor(math.log10(lo)), 10.0 ** math.ceil(math.log10(hi)), (1,)
+    ticks = [m * 10.0 ** e for e in range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1)
+             for m in mults if lo * (1 - 1e-9) <= m * 10.0 ** e <= hi * (1 + 1e-9)]
+    _set_axis(ax, which, lo, hi, ticks, [f"{t:g}" for t in ticks])
+
+
+def fit_linear_axis(ax, which: str, values: Sequence[float], zero: bool = False, headroom: float = 0.03,
+                    bounds: tuple[float, float] | None = None) -> None:
+    """A linear axis whose end ticks bracket the data (from 0 when ``zero``, as for bars), ``headroom``
+    (a fraction of the span) left above the largest value, the margins kept within ``bounds`` (0-100
+    for a percentage), every tick labelled."""
+    from matplotlib.ticker import MaxNLocator
+
+    vals = [float(v) for v in values if v is not None and math.isfinite(v)]
+    if not vals:
+        return
+    lo, hi = (min(min(vals), 0.0) if zero else min(vals)), max(vals)
+    span = hi - lo or abs(hi) or 1.0
+    lo, hi = (lo if zero else lo - 0.03 * span), hi + headroom * span
+    if bounds is not None:
+        lo, hi = max(lo, min(bounds[0], min(vals))), min(hi, max(bounds[1], max(vals)))
+    ticks = [float(t) for t in MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)]
+    _set_axis(ax, which, ticks[0], ticks[-1], ticks, [f"{t:g}" for t in ticks])
+
+
+def fit_frames_axis(ax, frames: Sequence[int]) -> None:
+    """A log2 frames axis labelled at every frame count drawn (4 as well as 8-32), with a margin."""
+    fs = sorted({int(f) for f in frames})
+    if fs:
+        _set_axis(ax, "x", fs[0] / 1.2, fs[-1] * 1.2, fs, [str(f) for f in fs])
 
 
 def fit_exponent(xs: Sequence[float], ys: Sequence[float]) -> float | None:
@@ -150,7 +206,7 @@ def accuracy_vs_gflops(runs: RunSet, paper: str | None = None, reg: Registry | N
             g = count_spec(spec, frames=None if spec.is_ensemble else rec.get("frames"),
                            temporal_baseline=False).macs / 1e9
         run_points.setdefault(ds, []).append({"variant": v, "gflops": g, "top1": metric_value(rec, "top1"),
-                                              "synthetic": is_synthetic(rec), "random": is_random_init(rec)})
+                                              "smoke": smoke_reason(rec, run)})
     datasets = sorted(points, key=lambda d: -len(points[d]))[:3]
     datasets += [d for d in run_points if d not in datasets]
     n = max(1, len(datasets))
@@ -178,26 +234,41 @@ def accuracy_vs_gflops(runs: RunSet, paper: str | None = None, reg: Registry | N
             ax.scatter([p["measured"] for p in measured], [p["top1"] for p in measured], s=22,
                        color=col, marker="x", lw=1.0, label=f"{paper_key.upper()} at measured GFLOPs")
         rp = [p for p in run_points.get(ds, []) if p["top1"] is not None]
-        if rp:
-            ax.scatter([p["gflops"] for p in rp], [p["top1"] for p in rp], s=90, marker="*", color="black",
+        real, smoke = [p for p in rp if not p["smoke"]], [p for p in rp if p["smoke"]]
+        if real:
+            ax.scatter([p["gflops"] for p in real], [p["top1"] for p in real], s=90, marker="*", color="black",
                        zorder=5, label="measured top-1 (run)")
-            for p in rp:
-                tags = [t for t, on in (("synthetic data", p["synthetic"]), ("random init", p["random"])) if on]
-                ax.annotate(p["variant"].split("/")[-1] + (f" ({', '.join(tags)})" if tags else ""),
-                            (p["gflops"], p["top1"]), fontsize=7, xytext=(4, 4), textcoords="offset points")
+        if smoke:
+            ax.scatter([p["gflops"] for p in smoke], [p["top1"] for p in smoke], s=60, marker="X", color="#9a9a9a",
+                       edgecolors="#c0392b", lw=0.8, zorder=5, label=f"not comparable: {SMOKE_NOTE}")
+        for p in rp:
+            ax.annotate(p["variant"].split("/")[-1] + (f" ({p['smoke']})" if p["smoke"] else ""),
+                        (p["gflops"], p["top1"]), fontsize=7, xytext=(4, 4), textcoords="offset points",
+                        color="#c0392b" if p["smoke"] else "black")
         ax.set_xscale("log")
-        _log_axis(ax.xaxis)
+        xs = [p[k] for p in pts for k in ("published", "measured")] + [p["gflops"] for p in rp]
+        fit_log_axis(ax, "x", xs)
+        fit_linear_axis(ax, "y", [p["top1"] for p in pts] + [p["top1"] for p in rp], bounds=(0.0, 100.0))
         ax.set_xlabel("GFLOPs per view (log)")
         ax.set_ylabel("top-1 (%)")
         ax.set_title(DATASET_LABELS.get(ds, ds))
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="best")
     n_runs = sum(len(v) for v in run_points.values())
+    n_smoke = sum(1 for v in run_points.values() for p in v if p["smoke"])
     caption = ("Top-1 against GFLOPs per view (fvcore multiply-adds). Open markers: the paper's numbers; "
                "crosses: the same rows at the GFLOPs measured here (joined to the published point); ")
-    caption += (f"stars: {n_runs} accuracy runs." if n_runs else
-                "no accuracy runs exist, so every top-1 shown is the paper's "
-                "(`tembench eval VARIANT --data ROOT` adds measured points).")
+    if n_smoke:
+        caption += (f"measured points: {n_runs} accuracy runs, {n_smoke} of them {SMOKE_NOTE} (grey X, labelled "
+                    "with the reason, included by --include-smoke-runs: they only show that the pipeline runs "
+                    "and are not comparable with the papers); stars: the others.")
+    elif n_runs:
+        caption += f"stars: {n_runs} accuracy runs."
+    else:
+        caption += ("no accuracy runs exist, so every top-1 shown is the paper's "
+                    "(`tembench eval VARIANT --data ROOT --checkpoint WEIGHTS` adds measured points).")
+    if runs.left_out_note:
+        caption += f" The report {runs.left_out_note}."
     fig.suptitle("Top-1 vs GFLOPs per view: published and measured", fontsize=11)
     return _save(fig, "accuracy-vs-gflops", "Top-1 vs GFLOPs per view", caption)
 
@@ -229,8 +300,10 @@ def scaling(runs: RunSet, paper: str | None = None, reg: Registry | None = None,
     fig = _figure(12, 4.8)
     ax_g, ax_l = fig.subplots(1, 2)
     drawn: list[str] = []  # families already drawn: a family's second variant is dashed
+    gflops: list[float] = []
     for v in specs:
         ys = [count_spec(v, frames=t, temporal_baseline=False).macs / 1e9 for t in frames]
+        gflops += ys
         k = fit_exponent(frames, ys)
         ls = "--" if v.family in drawn else "-"
         drawn.append(v.family)
@@ -244,21 +317,23 @@ def scaling(runs: RunSet, paper: str | None = None, reg: Registry | None = None,
                   label=f"{variant} [{device}]" + (f" (k={k:.2f})" if k is not None else ""))
     for ax, what in ((ax_g, "GFLOPs per view"), (ax_l, "latency (ms, median)")):
         ax.set_xscale("log", base=2)
-        ax.set_xticks(list(frames), [str(t) for t in frames])
         ax.set_xlabel("frames (log)")
         ax.set_ylabel(f"{what} (log)")
         ax.grid(True, which="both", alpha=0.3)
     ax_g.set_yscale("log")
-    _log_axis(ax_g.yaxis)
+    fit_frames_axis(ax_g, frames)
+    fit_log_axis(ax_g, "y", gflops)
     ax_g.set_title("GFLOPs vs frames (counted on the meta device)")
     ax_g.legend(fontsize=7, loc="upper left")
     ids = " ".join(v.id for v in specs[:3])
     if latency:
         ax_l.set_yscale("log")
-        _log_axis(ax_l.yaxis)
+        fit_frames_axis(ax_l, [p[0] for pts in latency.values() for p in pts])
+        fit_log_axis(ax_l, "y", [p[1] for pts in latency.values() for p in pts])
         ax_l.set_title("latency vs frames (stored runtime runs)")
         ax_l.legend(fontsize=7, loc="upper left")
-        tail = f"latency: {len(latency)} series from stored runtime runs."
+        shown = sorted({p[0] for pts in latency.values() for p in pts})
+        tail = f"latency: {len(latency)} series from stored runtime runs, at {', '.join(map(str, shown))} frames."
     else:
         ax_l.set_title("latency vs frames")
         _empty_note(ax_l, "no latency runs stored yet\n"
@@ -300,6 +375,7 @@ def temporal_overhead(runs: RunSet, paper: str | None = None, reg: Registry | No
         ax.barh(ys, values, color=cols)
         for y, val in zip(ys, values):
             ax.text(val, y, f" {val:.2f}", va="center", fontsize=6)
+        fit_linear_axis(ax, "x", values, zero=True, headroom=0.15)  # room for the value labels
         ax.set_title(title, fontsize=10)
         ax.grid(True, axis="x", alpha=0.3)
     axes[0].set_yticks(ys, labels, fontsize=7)
@@ -309,6 +385,7 @@ def temporal_overhead(runs: RunSet, paper: str | None = None, reg: Registry | No
         ax_ms.barh(ys, vals, color=cols)
         for y, v in zip(ys, specs):
             ax_ms.text(ms.get(v.id, 0.0), y, f" {ms[v.id]:.2f}" if v.id in ms else " no run", va="center", fontsize=6)
+        fit_linear_axis(ax_ms, "x", vals, zero=True, headroom=0.15)
         ax_ms.set_title("time added (ms, stored runtime runs)", fontsize=10)
         ax_ms.grid(True, axis="x", alpha=0.3)
         tail = f"milliseconds from stored runtime runs for {len(ms)} of the {len(specs)} variants."

@@ -8,6 +8,12 @@ rows are built once (:func:`build_tables`) and every format renders the same row
 Run filter (``--runs``): ``none`` (ignore stored runs), ``all`` (default), or comma-separated
 ``key=glob`` terms, all of which must hold: ``dir`` (the runs directory), ``run`` (run id), ``kind``,
 ``status``, ``variant``, ``dataset``, ``device``. Example: ``kind=accuracy,variant=tam/*``.
+
+Accuracy records that only show that the pipeline runs are left out unless asked for
+(``include_smoke``, ``tembench report --include-smoke-runs``): a randomly initialised model (no
+checkpoint), a record that does not say which weights it used, and data written by ``tembench data
+synth`` (the record's ``synthetic`` field, or the marker file in its data root). The run set says how
+many it left out and why; when they are included they are marked, and never compared with a paper.
 """
 from __future__ import annotations
 
@@ -76,6 +82,21 @@ class RunSet:
     runs: list[dict] = field(default_factory=list)
     records: list[tuple[dict, dict]] = field(default_factory=list)  # (record, run)
     description: str = "no stored runs"
+    excluded: list[tuple[dict, dict, str]] = field(default_factory=list)  # (record, run, smoke_reason)
+    include_smoke: bool = False  # records that only show the pipeline runs are in ``records``, marked
+
+    @property
+    def left_out_note(self) -> str:
+        """'left out 3 accuracy records ... (1 random init, 2 synthetic data); --include-smoke-runs ...', or ''."""
+        if not self.excluded:
+            return ""
+        return (f"left out {_n(len(self.excluded), 'accuracy record')} that only show that the pipeline runs "
+                f"({_reason_counts(r for _, _, r in self.excluded)}); --include-smoke-runs shows them, marked")
+
+    @property
+    def smoke_records(self) -> list[tuple[dict, dict, str]]:
+        """Records included with ``include_smoke`` that only show the pipeline runs, with the reason."""
+        return [(rec, run, reason) for rec, run in self.records if (reason := smoke_reason(rec, run))]
 
     def with_metric(self, *keys: str) -> list[tuple[dict, dict]]:
         """Records that measured any of ``keys`` (runtime records that ran out of memory or failed excluded)."""
@@ -83,28 +104,54 @@ class RunSet:
                 and any(metric_value(rec, k) is not None for k in keys)]
 
 
-def load_runset(text: str | None = None) -> RunSet:
-    """The stored runs matching a ``--runs`` filter (see the module docstring)."""
+def load_runset(text: str | None = None, include_smoke: bool = False) -> RunSet:
+    """The stored runs matching a ``--runs`` filter (see the module docstring), without the accuracy
+    records that only show the pipeline runs unless ``include_smoke``."""
     from tembench.results.store import default_runs_dir, load_runs
 
     terms = parse_runs_filter(text)
     if terms is None:
-        return RunSet(description="stored runs ignored (--runs none)")
+        return RunSet(description="stored runs ignored (--runs none)", include_smoke=include_smoke)
     directory = Path(terms["dir"]) if "dir" in terms else default_runs_dir()
     if "dir" in terms and not directory.is_dir():
         raise UsageError(f"--runs: no runs directory {directory}")
     runs = load_runs(directory) if directory.is_dir() else []
-    chosen, records = [], []
+    chosen, records, excluded = [], [], []
     for run in runs:
         if not all(fnmatch.fnmatchcase(str(run.get(k, "")), terms[k2])
                    for k, k2 in (("run_id", "run"), ("kind", "kind"), ("status", "status")) if k2 in terms):
             continue
-        recs = [r for r in run.get("records", []) if isinstance(r, dict) and _record_matches(r, run, terms)]
+        recs = []
+        for r in run.get("records", []):
+            if not isinstance(r, dict) or not _record_matches(r, run, terms):
+                continue
+            reason = "" if include_smoke else smoke_reason(r, run)
+            if reason:
+                excluded.append((r, run, reason))
+            else:
+                recs.append(r)
         if recs:
             chosen.append(run)
             records.extend((r, run) for r in recs)
     what = ", ".join(f"{k}={v}" for k, v in terms.items()) or "all"
-    return RunSet(chosen, records, f"{len(records)} records from {len(chosen)} runs in {directory} ({what})")
+    description = f"{_n(len(records), 'record')} from {_n(len(chosen), 'run')} in {directory} ({what})"
+    runset = RunSet(chosen, records, description, excluded, include_smoke)
+    if runset.excluded:
+        runset.description += f"; {runset.left_out_note}"
+    return runset
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _reason_counts(reasons: Iterable[str]) -> str:
+    """'2 random init, 1 synthetic data' from reasons such as 'random init, synthetic data'."""
+    counts: dict[str, int] = {}
+    for reason in reasons:
+        for part in reason.split(", "):
+            counts[part] = counts.get(part, 0) + 1
+    return ", ".join(f"{n} {part}" for part, n in sorted(counts.items(), key=lambda pn: SMOKE_REASONS.index(pn[0])))
 
 
 def _record_matches(rec: dict, run: dict, terms: dict[str, str]) -> bool:
@@ -155,17 +202,46 @@ def dataset_fingerprint(rec: dict, run: dict | None = None) -> dict | str | None
     return ds if isinstance(ds, dict) else None
 
 
-def is_synthetic(rec: dict) -> bool:
-    """Measured on data written by `tembench data synth` (its root holds tembench-synth.json)."""
+SMOKE_REASONS = ("random init", "weights not recorded", "synthetic data")
+SMOKE_NOTE = "random init, synthetic data or weights not recorded"
+
+
+def is_synthetic(rec: dict, run: dict | None = None) -> bool:
+    """Measured on data written by `tembench data synth`: the record carries its summary (``synthetic``),
+    or the data root (of the record or of the run's parameters) still holds the marker file."""
+    if rec.get("synthetic"):
+        return True
     ds = rec.get("dataset")
-    text = json.dumps(ds, default=str).lower() if ds is not None else ""
-    root = rec.get("data_root")
-    marker = isinstance(root, str) and root and (Path(root) / "tembench-synth.json").exists()
-    return bool(rec.get("synthetic")) or "synth" in text or bool(marker)
+    if "synth" in (json.dumps(ds, default=str).lower() if ds is not None else ""):
+        return True
+    from tembench.data.synth import MARKER
+
+    roots = (rec.get("data_root"), ((run or {}).get("params") or {}).get("data"))
+    return any(isinstance(root, str) and root and (Path(root) / MARKER).is_file() for root in roots)
 
 
 def is_random_init(rec: dict) -> bool:
-    return bool(rec.get("randomly_initialised"))
+    weights = rec.get("weights")
+    return rec.get("randomly_initialised") is True or (isinstance(weights, str) and weights.startswith("random init"))
+
+
+def is_accuracy(rec: dict, run: dict | None = None) -> bool:
+    return (run or {}).get("kind") == "accuracy" or any(metric_value(rec, m) is not None for m in ACCURACY_LABELS)
+
+
+def smoke_reason(rec: dict, run: dict | None = None) -> str:
+    """Why an accuracy record cannot stand beside a paper's number ('random init', 'weights not recorded',
+    'synthetic data', joined by ', '), or '' for a trained model on real data and for any other record."""
+    if not is_accuracy(rec, run):
+        return ""
+    reasons = []
+    if is_random_init(rec):
+        reasons.append("random init")
+    elif "randomly_initialised" not in rec and not rec.get("checkpoint") and not rec.get("weights"):
+        reasons.append("weights not recorded")
+    if is_synthetic(rec, run):
+        reasons.append("synthetic data")
+    return ", ".join(reasons)
 
 
 def run_command(run: dict) -> str:
@@ -181,25 +257,28 @@ def _views(rec: dict) -> str | None:
     return v if isinstance(v, str) else None
 
 
-def _measured_from_runs(claim: Claim, runs: RunSet) -> tuple[float, str, str] | None:
-    """(value, diagnosis, command) of the newest stored record that measured this claim's metric."""
+def _measured_from_runs(claim: Claim, runs: RunSet) -> tuple[float, str, str, str] | None:
+    """(value, diagnosis, command, smoke reason) of the newest stored record that measured this claim's
+    metric; a record that only shows the pipeline runs (there only with ``include_smoke``) answers only
+    when no other does, and its smoke reason says why it is not compared with the paper."""
     best = None
     for rec, run in runs.with_metric(claim.metric):
         if rec.get("variant") != claim.variant:
             continue
+        smoke = ""
         if claim.metric in ACCURACY_LABELS:
-            ds = dataset_name(rec)
-            if is_synthetic(rec) or is_random_init(rec) or (claim.dataset and ds != _norm_dataset(claim.dataset)):
-                continue  # a paper's number is only compared with trained weights on the real dataset
+            if claim.dataset and dataset_name(rec) != _norm_dataset(claim.dataset):
+                continue
+            smoke = smoke_reason(rec, run)  # a paper's number is only compared with trained weights on real data
         frames = rec.get("frames")
         if isinstance(frames, int) and frames != claim.frames:
             continue
-        exact = _views(rec) in (None, claim.protocol)
-        if best is None or exact or not best[0]:
-            best = (exact, rec, run)
+        rank = (not smoke, _views(rec) in (None, claim.protocol))
+        if best is None or rank >= best[0]:
+            best = (rank, rec, run, smoke)
     if best is None:
         return None
-    exact, rec, run = best
+    (_, exact), rec, run, smoke = best
     notes = []
     if not exact:
         notes.append(f"run protocol {_views(rec)}, paper {claim.protocol}")
@@ -209,7 +288,9 @@ def _measured_from_runs(claim: Claim, runs: RunSet) -> tuple[float, str, str] | 
         machine = (gpus[0].get("name") if gpus and isinstance(gpus[0], dict) else None) or hw.get("cpu") or "?"
         notes.append(f"measured on {rec.get('device', '?')} ({machine}), batch {rec.get('batch', 1)}; "
                      "the paper's hardware differs")
-    return metric_value(rec, claim.metric), "; ".join(notes), run_command(run)
+    if smoke:
+        notes.insert(0, f"{smoke}: only shows that the pipeline runs, not compared with the paper")
+    return metric_value(rec, claim.metric), "; ".join(notes), run_command(run), smoke
 
 
 # ------------------------------------------------------------------------------------------
@@ -242,6 +323,7 @@ class Cell:
     status: str = ""  # match | mismatch | "" (not measured or not comparable)
     diagnosis: str = ""
     command: str = ""
+    smoke: str = ""  # why the measured number is not compared (random init, synthetic data, ...), or ""
 
 
 @dataclass
@@ -357,7 +439,9 @@ def _cell(c: ClaimRow, claim: Claim, runs: RunSet, reg: Registry) -> Cell:
     found = _measured_from_runs(claim, runs)
     if found is None or found[0] is None:
         return Cell(c.claimed)
-    value, note, command = found
+    value, note, command, smoke = found
+    if smoke:
+        return Cell(c.claimed, round(value, 2), f"not compared ({smoke})", "", note, command, smoke)
     if c.metric in ACCURACY_LABELS:
         delta = value - c.claimed
         status = STATUS_MATCH if abs(delta) <= ACCURACY_TOLERANCE_PT else STATUS_MISMATCH
@@ -527,6 +611,8 @@ def table_html(t: TableView) -> str:
                 attr = f' data-v="{_diff_number(v)}"'
                 status = next((cell.status for g, cell in row.cells.items() if c == f"{g} diff"), "")
                 cls.append({"match": "ok", "mismatch": "bad"}.get(status, ""))
+            if any(cell.smoke and c in (f"{g} measured", f"{g} diff") for g, cell in row.cells.items()):
+                cls.append("smoke")  # random init or synthetic data: marked, never compared
             if c == "check":
                 cls.append({"✗": "bad", "✓": "ok"}.get(v, ""))
             cls_attr = f' class="{" ".join(x for x in cls if x)}"' if any(cls) else ""
