@@ -11,11 +11,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from tembench.cli import FormatOpt, _err, _stderr_console, app
-from tembench.report.render import OutputFormat, print_rows
+from tembench.cli import ColumnsOpt, FormatOpt, _err, _print_table, _stderr_console, app
+from tembench.report.render import OutputFormat, plural, print_rows
 
-EVAL_COLUMNS = ["variant", "dataset", "split", "protocol", "views", "fusion", "weights", "videos", "evaluated",
-                "failed", "top1", "top5", "mean_class_acc", "map"]
+EVAL_COLUMNS = ["variant", "weights", "videos", "evaluated", "failed", "top1", "top5", "mean_class_acc", "map"]
 
 
 class DatasetFormat(str, Enum):
@@ -89,6 +88,7 @@ def eval_cmd(
         "features). Default: the checkpoint's text_features if it has them, else zeros (warned). The "
         "record says which were used (file and sha256).")] = None,
     format: FormatOpt = OutputFormat.table,
+    columns: ColumnsOpt = None,
     out: Annotated[Optional[Path], typer.Option(help="Directory for the run record and logits. Default: "
                                                 "$TEMBENCH_RUNS or results/runs.")] = None,
     dataset_format: Annotated[DatasetFormat, typer.Option(help="Dataset format (default: detected).")] = DatasetFormat.auto,
@@ -111,7 +111,8 @@ def eval_cmd(
     Per-view logits are stored with the run; `tembench metrics RUN --fusion ...` recomputes offline.
     Under `torchrun --nproc-per-node N -m tembench eval ...` the split is sharded and rank 0 writes.
     Models with an X-CLIP/ILA text head score classes against class text features: give them with
-    --class-features FILE.pt (see there).
+    --class-features FILE.pt (see there). A video that cannot be read, or that the model fails on, is
+    recorded with its reason and the run goes on; the exit code is 1 when any video failed.
     """
     from tembench.api import evaluate
 
@@ -139,10 +140,16 @@ def eval_cmd(
     else:
         title = (f"Accuracy (%) of {record['variant']} on {record['dataset']} {record['split']} -- "
                  f"{record['protocol']}, {record['views']} views, fusion {record['fusion']}")
-        print_rows(_drop_nan([record]), format, columns=[c for c in EVAL_COLUMNS if c in record], title=title)
+        _print_table(_drop_nan([record]), format, EVAL_COLUMNS, columns, title)
         if per_class:
             print_rows(record["per_class"], format, title="Per class")
-    _err(f"saved to {record.get('run_file', '(not saved)')}")
+    for f in record.get("failed_videos", [])[:5]:
+        _err(f"failed: {f['id']}: {f['error']}")
+    _err(f"{record['evaluated']} of {plural(record['videos'], 'video')} evaluated"
+         + (f", {record['failed']} failed" if record["failed"] else "")
+         + f"; saved to {record.get('run_file', '(not saved)')}")
+    if record["failed"]:
+        raise typer.Exit(1)
 
 
 @app.command("metrics")
@@ -164,8 +171,7 @@ def metrics_cmd(
     if format is OutputFormat.json:
         print_rows(rows, format)
         return
-    cols = ["run_id", "variant", "dataset", "split", "protocol", "views", "fusion", "evaluated", "top1", "top5",
-            "mean_class_acc", "map"]
+    cols = ["run_id", "variant", "fusion", "evaluated", "top1", "top5", "mean_class_acc", "map"]
     print_rows(_drop_nan(rows), format, columns=[c for c in cols if any(c in r for r in rows)],
                title="Accuracy (%) recomputed from stored logits")
     for r in rows:
@@ -227,5 +233,8 @@ def info_cmd(
     """What the dataset reader finds: format, classes, videos, and how many media files are missing."""
     from tembench.api import dataset_info
 
-    print_rows([dataset_info(str(data), split, dataset_format.value, str(list_file) if list_file else None,
-                             label_order)], format)
+    info = dataset_info(str(data), split, dataset_format.value, str(list_file) if list_file else None, label_order)
+    if format is OutputFormat.table:  # one record: a field per line reads better than one wide row
+        print_rows([{"field": k, "value": v} for k, v in info.items()], format, title=f"{data} ({split})")
+    else:
+        print_rows([info], format)

@@ -296,11 +296,17 @@ def _validate_model(ctx: _Ctx, arch: str, backbone: str, temporal: str | None, o
     if temporal is not None and temporal not in module.TEMPORAL:
         ctx.fail("temporal", f"unknown temporal module {temporal!r} for arch {arch!r}; "
                              f"one of {', '.join(module.TEMPORAL)}")
+    from tembench.models.build import option_problem
+
     allowed = module.option_defaults(temporal)
-    for key in options:
+    choices = getattr(module, "OPTION_CHOICES", {})
+    for key, value in options.items():
         if key not in allowed:
             ctx.fail(f"options.{key}", f"not an option of {temporal or 'the plain backbone'}; "
                                        f"known: {', '.join(allowed) or 'none'}")
+        problem = option_problem(allowed[key], value, choices.get(key))
+        if problem:
+            ctx.fail(f"options.{key}", f"{problem} (option of {temporal or 'the plain backbone'})")
 
 
 def _parse_file(path: Path, reg: Registry) -> list[tuple[_Ctx, dict, str]]:

@@ -192,11 +192,11 @@ def test_wrong_files_are_usage_errors(tmp_path):
     model = build_model("tsm/tsm-r18", 8, num_classes=8)
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"\x00garbage" * 100)
-    with pytest.raises(UsageError, match="not a readable PyTorch checkpoint"):
+    with pytest.raises(UsageError, match="not a (readable )?PyTorch checkpoint"):
         load_checkpoint(model, junk)
     other = tmp_path / "other.pth"
     torch.save({"state_dict": {"encoder.weight": torch.zeros(3)}}, other)
-    with pytest.raises(UsageError, match="no tensor of .* matches the model"):
+    with pytest.raises(UsageError, match="no tensor name matches the model"):
         load_checkpoint(model, other)
     with pytest.raises(UsageError, match="does not exist"):
         load_checkpoint(model, tmp_path / "missing.pth")

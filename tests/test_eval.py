@@ -92,9 +92,10 @@ def test_unreadable_videos_are_counted_and_listed(capsys, runs_dir, data, tmp_pa
     faststart.write_bytes(faststart.read_bytes()[: int(faststart.stat().st_size * 0.6)])
     code, out, err = run(capsys, "eval", "tsn/tsn-r18", "--data", k400, "--size", 32, "--views", "1x1",
                          "--format", "json")
-    assert code == 0, err
+    assert code == 1, err  # failed cases make the exit code non-zero; the record is complete
     rec = json.loads(out)[0]
     assert rec["failed"] == 2 and rec["evaluated"] == 6 and rec["videos"] == 8
+    assert "6 of 8 videos evaluated, 2 failed" in err
     by_id = {f["id"]: f["error"] for f in rec["failed_videos"]}
     assert set(by_id) == {head.stem, faststart.stem}
     assert "cannot open" in by_id[head.stem] and "decod" in by_id[faststart.stem]
@@ -107,7 +108,7 @@ def test_unreadable_videos_are_counted_and_listed(capsys, runs_dir, data, tmp_pa
     code, out, err = run(capsys, "eval", "tsn/tsn-r18", "--data", ssv1, "--size", 32, "--views", "1x1",
                          "--format", "json")
     rec = json.loads(out)[0]
-    assert code == 0 and rec["failed"] == 1 and rec["failed_videos"][0]["id"] == gone.name
+    assert code == 1 and rec["failed"] == 1 and rec["failed_videos"][0]["id"] == gone.name
     assert "missing frame folder" in rec["failed_videos"][0]["error"]
 
 
@@ -155,7 +156,7 @@ def test_checkpoint_is_reported_in_the_record(capsys, runs_dir, data, tmp_path):
     (["eval", "tsn/tsn-r18", "--data", "/nonexistent/root"], "does not exist"),
     (["eval", "tsn/tsn-r18", "--data", "{ssv1}", "--protocol", "tsm-1x"], "unknown protocol 'tsm-1x'; closest: tsm-1x1"),
     (["eval", "tsn/tsn-r18", "--data", "{ssv1}", "--views", "8x5x1"], "crops must be 1"),
-    (["eval", "tsn/tsn-r18", "--data", "{ssv1}", "--checkpoint", "{junk}"], "not a readable PyTorch checkpoint"),
+    (["eval", "tsn/tsn-r18", "--data", "{ssv1}", "--checkpoint", "{junk}"], "is not a PyTorch checkpoint"),
     (["eval", "tsn/tsn-r1", "--data", "{ssv1}"], "unknown variant"),
     (["eval", "tsn/tsn-r18", "--data", "{ssv1}", "--split", "holdout"], "splits"),
     (["metrics", "no-such-run"], "match 'no-such-run'"),
@@ -180,3 +181,23 @@ def test_data_synth_and_protocols_commands(capsys, tmp_path):
     code, out, _ = run(capsys, "data", "protocols", "--format", "json")
     names = [p["protocol"] for p in json.loads(out)]
     assert code == 0 and {"tsm-1x1", "atm-ss-2x3", "emim-ss-1x3", "ila-4x3", "tam-k400-10x3"} <= set(names)
+
+
+def test_a_video_the_model_fails_on_is_recorded_and_the_run_goes_on(capsys, runs_dir, data, monkeypatch):
+    import tembench.evaluate.runner as runner
+
+    real, calls = runner.run_model, {"n": 0}
+
+    def fails_on_the_second(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        return real(*a, **k)
+
+    monkeypatch.setattr(runner, "run_model", fails_on_the_second)
+    code, out, err = run(capsys, "eval", "tsn/tsn-r18", "--data", data / "ssv1", "--size", 32, "--views", "1x1",
+                         "--format", "json")
+    rec = json.loads(out)[0]
+    assert code == 1 and rec["evaluated"] == 7 and rec["failed"] == 1
+    assert rec["failed_videos"][0]["error"].startswith("model forward failed: RuntimeError: CUDA error")
+    assert "7 of 8 videos evaluated, 1 failed" in err

@@ -73,3 +73,17 @@ def test_plurals(capsys, runs_dir):
     code, out, err = run_cli(capsys, "profile", "tsn/tsn-r18")
     assert code == 0 and "1 case" in out and "1 cases" not in out + err
     assert "1 of 1 case measured" in err and "records" not in err
+
+
+def test_accuracy_tables_fit_100_columns(capsys, runs_dir, tmp_path):
+    from tembench.data.synth import write_synthetic
+
+    data = tmp_path / "data"
+    write_synthetic("ssv1", data, train_per_class=0, val_per_class=1, size=(32, 24), frames=(10, 14))
+    code, out, err = run_cli(capsys, "eval", "tsn/tsn-r18", "--data", data, "--size", "32", "--views", "1x1")
+    assert code == 0, err
+    assert widest(out) <= TABLE_WIDTH, out
+    (run_file,) = runs_dir.glob("*.json")
+    for args in (("metrics", run_file), ("data", "info", data)):
+        code, out, err = run_cli(capsys, *args)
+        assert code == 0 and widest(out) <= TABLE_WIDTH, (args, out, err)

@@ -41,3 +41,30 @@ def test_the_python_api_validates_too():
 
     with pytest.raises(UsageError, match="multiple of its patch size 32"):
         tembench.profile(["ila/ila-vit-b32"], size=100)
+
+
+@pytest.mark.parametrize("options, needle", [
+    ('order = "sideways"', "key 'options.order': 'sideways' is not one of 'local-first', 'global-first'"),
+    ('alpha = "two"', "key 'options.alpha': expected an integer, got 'two'"),
+    ('local_bn = 1', "key 'options.local_bn': expected a bool, got 1"),
+    ('stages = [1, 7]', "key 'options.stages': 7 is not one of 1, 2, 3, 4"),
+])
+def test_registry_option_values_are_checked_at_load(capsys, tmp_path, monkeypatch, options, needle):
+    (tmp_path / "mine.toml").write_text(f"""
+[paper]
+key = "mine"
+
+[[variant]]
+id = "mine/tanet-odd"
+arch = "resnet"
+backbone = "resnet50"
+temporal = "tam"
+options = {{ {options} }}
+classes = 10
+frames = 8
+input_size = 224
+""")
+    monkeypatch.setenv("TEMBENCH_REGISTRY", str(tmp_path))
+    code, _, err = run_cli(capsys, "list")
+    assert code == 2 and "mine.toml" in err and "'mine/tanet-odd'" in err and needle in err, err
+    assert len(err.strip().splitlines()) == 1

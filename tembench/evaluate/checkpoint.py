@@ -86,37 +86,48 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+TRUST_HINT = ("--trust-checkpoint unpickles it fully, which runs any code the file carries: use it only for a "
+              "file from a source you trust")
+
+
 def read_checkpoint(path: str | Path, trust: bool = False) -> tuple[dict, str | None, bool]:
-    """(flat state dict of tensors, container key or None, whether full unpickling was used)."""
+    """(flat state dict of tensors, container key or None, whether full unpickling was used).
+
+    Every failure is a one-line :class:`UsageError` naming the file and the kind of problem: missing,
+    empty, not a PyTorch file (random bytes, text, a truncated archive), or pickled Python objects that
+    ``weights_only`` refuses (then ``trust`` reads it with full unpickling, whatever torch's reason)."""
     path = Path(path)
     if not path.is_file():
-        raise UsageError(f"checkpoint {path} does not exist")
+        raise UsageError(f"checkpoint {path} does not exist (or is not a file)")
+    if path.stat().st_size == 0:
+        raise UsageError(f"checkpoint {path} is empty (0 bytes): not a PyTorch checkpoint")
     trusted = False
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-        if not any("Unsupported global" in ln for ln in lines):  # not an object to trust: a broken file
-            why = next((ln for ln in lines if ln.startswith(("Unsupported", "invalid load key"))), lines[0] if lines else "")
-            raise UsageError(f"{path} is not a readable PyTorch checkpoint ({why})") from None
+        objects = _pickled_objects(e)
+        if objects is None:  # the unpickler met bytes that are no pickle at all
+            raise UsageError(f"checkpoint {path} is not a PyTorch checkpoint (not a torch.save file: "
+                             f"{_reason(e)})") from None
         if not trust:
-            reason = next((ln.strip() for ln in str(e).splitlines() if "Unsupported global" in ln), "")
-            raise UsageError(
-                f"{path} holds pickled Python objects besides tensors{' (' + reason + ')' if reason else ''}; "
-                "tembench reads checkpoints with torch.load(weights_only=True). Unpickling it fully would run "
-                "code from the file: pass --trust-checkpoint only if you trust where it comes from") from None
-        obj = torch.load(path, map_location="cpu", weights_only=False)
+            raise UsageError(f"checkpoint {path} holds pickled Python objects besides tensors ({objects}); "
+                             f"tembench reads weights only. {TRUST_HINT}") from None
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as e2:  # noqa: BLE001 -- e.g. a class that does not exist here
+            raise UsageError(f"checkpoint {path}: --trust-checkpoint could not unpickle it either "
+                             f"({type(e2).__name__}: {_reason(e2)})") from None
         trusted = True
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    except Exception as e:  # noqa: BLE001 -- EOFError, KeyError, RuntimeError (zip), IndexError, ...: not a checkpoint
         if "TorchScript" in str(e) or "constants.pkl" in str(e):
             if not trust:
-                raise UsageError(f"{path} is a TorchScript archive (e.g. OpenAI CLIP .pt); loading it runs its "
-                                 "code: pass --trust-checkpoint to read it with torch.jit.load") from None
+                raise UsageError(f"checkpoint {path} is a TorchScript archive (e.g. OpenAI CLIP .pt); reading it "
+                                 f"runs its code. {TRUST_HINT} (read with torch.jit.load)") from None
             obj = torch.jit.load(str(path), map_location="cpu").state_dict()
             trusted = True
         else:
-            raise UsageError(f"{path} is not a readable PyTorch checkpoint ({first})") from None
+            raise UsageError(f"checkpoint {path} is not a readable PyTorch checkpoint (corrupt, truncated or "
+                             f"not a torch.save file: {type(e).__name__}: {_reason(e)})") from None
     if isinstance(obj, nn.Module):
         obj = obj.state_dict()
     container = None
@@ -132,6 +143,27 @@ def read_checkpoint(path: str | Path, trust: bool = False) -> tuple[dict, str | 
     if not isinstance(obj, dict):
         raise UsageError(f"{path} holds a {type(obj).__name__}, not a state dict")
     return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}, container, trusted
+
+
+def _reason(e: BaseException) -> str:
+    """The informative line of a torch/pickle error (torch's own advice left out), ANSI codes stripped."""
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", ln).strip() for ln in str(e).splitlines()]
+    lines = [ln for ln in lines if ln]
+    for ln in lines:
+        if any(k in ln for k in ("Unsupported", "unsupported", "invalid load key", "failed finding", "failed reading")):
+            return ln.replace("WeightsUnpickler error: ", "")[:200]
+    return (lines[0] if lines else type(e).__name__)[:200]
+
+
+def _pickled_objects(e: BaseException) -> str | None:
+    """What a ``weights_only`` refusal names (``GLOBAL argparse.Namespace``, a blocked module), or None
+    when the refusal is about bytes that are not a pickle at all."""
+    found = re.findall(r"GLOBAL ([\w.]+)", str(e))
+    if found:
+        return ", ".join(f"GLOBAL {g}" for g in dict.fromkeys(found))
+    if re.search(r"global|blocked", str(e), re.IGNORECASE) and "Unsupported operand" not in str(e):
+        return _reason(e)
+    return None
 
 
 def _is_state_dict(d: dict) -> bool:
@@ -208,6 +240,12 @@ def map_keys(state: dict, source: str = "auto", keep=()) -> tuple[dict, list[str
     return out, ignored, source
 
 
+def _shape_text(mismatch: str) -> str:
+    """``"fc.weight: file (400, 2048) vs model (174, 2048)"`` -> ``"fc.weight expected (174, 2048), found (400, 2048)"``."""
+    m = re.fullmatch(r"(.+): file (\(.*\)) vs model (\(.*\))", mismatch)
+    return f"{m.group(1)} expected {m.group(3)}, found {m.group(2)}" if m else mismatch
+
+
 def load_checkpoint(model: nn.Module, path: str | Path, trust: bool = False, strict: bool = False,
                     source: str = "auto") -> CheckpointReport:
     """Load ``path`` into ``model`` (matching keys with matching shapes); raise on ``strict`` problems
@@ -229,10 +267,16 @@ def load_checkpoint(model: nn.Module, path: str | Path, trust: bool = False, str
     mismatched = {s.split(":")[0] for s in report.shape_mismatch}
     report.missing = sorted(k for k in own if k not in load and k not in mismatched
                             and not k.endswith("num_batches_tracked"))
+    if not report.loaded and report.shape_mismatch:
+        shown = "; ".join(_shape_text(m) for m in report.shape_mismatch[:3])
+        raise UsageError(f"checkpoint {path}: the names match the model but {len(report.shape_mismatch)} tensors have "
+                         f"the wrong shape, e.g. {shown} (another number of classes, frames or width?)")
     if not report.loaded:
         sample = ", ".join(list(state)[:4])
-        raise UsageError(f"no tensor of {path} matches the model (format {used}, first keys: {sample}); "
-                         "wrong checkpoint for this variant, or pass --checkpoint-format")
+        wanted = ", ".join(k for k in list(own)[:3])
+        raise UsageError(f"checkpoint {path}: no tensor name matches the model (format {used}; the file has e.g. "
+                         f"{sample}; the model wants e.g. {wanted}); wrong checkpoint for this variant, or pass "
+                         "--checkpoint-format")
     if strict and not report.clean:
         first = (report.missing + report.unexpected + report.shape_mismatch)[:3]
         raise UsageError(f"--strict: checkpoint {Path(path).name} does not match the model exactly: "

@@ -28,11 +28,12 @@ from tembench.data.formats import VideoDataset, read_dataset
 from tembench.data.loader import ViewDataset, collate_one
 from tembench.data.protocols import Protocol, default_protocol, get_protocol
 from tembench.data.synth import synthetic_summary
-from tembench.errors import UsageError
+from tembench.errors import UsageError, one_line
 from tembench.evaluate import distributed
 from tembench.evaluate.fingerprint import dataset_fingerprint
 from tembench.evaluate.fusion import FUSIONS, fuse
 from tembench.evaluate.metrics import compute, ranking
+from tembench.runtime.memory import free_memory
 
 SUMMARY_KEYS = ("variant", "dataset", "split", "protocol", "views", "fusion", "weights", "videos", "evaluated",
                 "failed", "top1", "top5", "mean_class_acc", "map")
@@ -248,7 +249,12 @@ def evaluate(variant: str, data: str | Path, split: str = "val", protocol: str |
             if item.error is not None:
                 failures[item.index] = item.error
             else:
-                new[item.index] = run_model(model, item.views, max_views)
+                try:
+                    new[item.index] = run_model(model, item.views, max_views)
+                except Exception as e:  # noqa: BLE001 -- a video the model fails on is recorded; the run goes on
+                    failures[item.index] = f"model forward failed: {one_line(e)}"
+                    free_memory(str(next(model.parameters()).device), collect=True)
+                    continue
                 since_save += 1
                 if since_save >= save_every:
                     save_partial()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
+from typing import Any
 
 import torch.nn as nn
 
@@ -26,6 +27,27 @@ def arch_module(arch: str) -> ModuleType:
     if arch not in ARCHS:
         raise KeyError(f"unknown arch {arch!r}; one of {', '.join(ARCHS)}")
     return importlib.import_module(ARCHS[arch])
+
+
+def option_problem(default: Any, value: Any, choices: tuple | None) -> str | None:
+    """Why ``value`` cannot be given to an option whose default is ``default`` (None when it can): the
+    same kind of value as the default (a bool, an integer, a number, a list), and one of ``choices``
+    (for a list, each element) when the option has them."""
+    def kind(v):
+        return "bool" if isinstance(v, bool) else "int" if isinstance(v, int) else \
+            "number" if isinstance(v, float) else type(v).__name__
+
+    want, got = kind(default), kind(value)
+    if not isinstance(default, str) and want != got and not (want == "number" and got == "int"):
+        article = "an " if want == "int" else "a "
+        return f"expected {article}{'integer' if want == 'int' else want}, got {value!r}"
+    if choices is not None:
+        items = value if isinstance(value, list) else [value]
+        bad = [v for v in items if v not in choices or isinstance(v, bool) != any(
+            isinstance(c, bool) and c == v for c in choices)]
+        if bad:
+            return f"{bad[0]!r} is not one of {', '.join(map(repr, choices))}"
+    return None
 
 
 def check_frames(frames) -> int:

@@ -52,6 +52,7 @@ from tembench.models.backbones.clip_vit import CONFIGS, LayerNorm, VisionTransfo
 from tembench.models.temporal import ila as ila_module
 from tembench.models.temporal import mit as mit_module
 from tembench.models.temporal import spacetime
+from tembench.models.temporal import atm as atm_module
 from tembench.models.temporal.atm import TokenATM, TokenT1D
 
 BACKBONES = tuple(CONFIGS)
@@ -86,6 +87,12 @@ TEMPORAL: dict[str, dict[str, Any]] = {
 }
 HEADS = ("mean", "xclip", "xclip-noprompt", "mit-linear")
 BACKBONE_OPTIONS: dict[str, Any] = {"head": "mean"}
+# the allowed values of options (a list option: of its elements), checked when the registry is loaded
+OPTION_CHOICES: dict[str, tuple] = {
+    "head": HEADS, "fusion": ila_module.FUSIONS, "interactive": ila_module.INTERACTIVE, "align": ila_module.ALIGN,
+    "mode": ("replace", "add"), "extractor": atm_module.EXTRACTORS, "combination": atm_module.COMBINATIONS,
+    "operations": atm_module.OPERATIONS + atm_module.OPERATION_SYMBOLS,
+}
 
 
 class VideoCLIP(nn.Module):

@@ -31,10 +31,10 @@ import torch.nn as nn
 
 from tembench.models.backbones.resnet import ARCH_SETTINGS, ResNet, append_to_stage, insert_after, stage_channels
 from tembench.models.temporal import nonlocal_
-from tembench.models.temporal.atm import ATM
+from tembench.models.temporal.atm import ATM, COMBINATIONS, EXTRACTORS, OPERATION_SYMBOLS, OPERATIONS
 from tembench.models.temporal.i3d import InflatedConv1x1
 from tembench.models.temporal.pool import TemporalPool
-from tembench.models.temporal.tam import TAM
+from tembench.models.temporal.tam import BRANCHES, ORDERS, TAM
 from tembench.models.temporal.tconv import TemporalConv
 from tembench.models.temporal.teinet import TEI
 from tembench.models.temporal.tsm import TemporalShift
@@ -64,6 +64,12 @@ TEMPORAL: dict[str, tuple[str, dict[str, Any], Callable[..., nn.Module] | None]]
     ),
 }
 COMMON_OPTIONS = {"stages": [1, 2, 3, 4]}
+# the allowed values of options (a list option: of its elements), checked when the registry is loaded
+OPTION_CHOICES: dict[str, tuple] = {
+    "order": ORDERS, "branches": BRANCHES, "extractor": EXTRACTORS, "combination": COMBINATIONS,
+    "operations": OPERATIONS + OPERATION_SYMBOLS, "stages": (1, 2, 3, 4), "position": (2, 3, 4, 5),
+    "downsample": ("auto", True, False),
+}
 
 
 class VideoResNet(ResNet):

@@ -24,7 +24,7 @@ from typing import Any
 import torch.nn as nn
 
 from tembench.models.backbones.uniformer import ARCH_SETTINGS, UniFormer, uniformer
-from tembench.models.temporal.emim import EMIMAttention
+from tembench.models.temporal.emim import AV_DIMS, SAMPLINGS, EMIMAttention
 
 BACKBONES = tuple(ARCH_SETTINGS)
 
@@ -44,6 +44,11 @@ TEMPORAL: dict[str, dict[str, Any]] = {
     },
 }
 BACKBONE_OPTIONS = {"stem_stride": 2}
+# the allowed values of options (a list option: of its elements), checked when the registry is loaded
+OPTION_CHOICES: dict[str, tuple] = {
+    "stem_stride": (1, 2), "stages": (3, 4), "replacement": REPLACEMENTS, "sampling": SAMPLINGS,
+    "av_dims": AV_DIMS,
+}
 
 
 def option_defaults(temporal: str | None) -> dict[str, Any]:

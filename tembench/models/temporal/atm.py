@@ -57,6 +57,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 OPERATIONS = ("mul", "sub", "add", "div", "context")
+OPERATION_SYMBOLS = ("+", "-", "x", "*", "/", "÷", "×", "−")  # aliases of add, sub, mul, mul, div, div, mul, sub
 COMBINATIONS = ("atm", "parallel", "cascade")
 EXTRACTORS = ("conv", "fc", "mlp")
 # official attribute names: the block of each operation in ATMBlock, its DomainTransfer inside the block
