@@ -112,10 +112,14 @@ def profile(patterns: list[str] | None = None, frames: list[int] | str | None = 
                        on_record=on_record).records
 
 
+CPU_CLIPS_WARNING = 16  # clips per forward above which a CPU runtime sweep is announced as slow
+
+
 def run_profile(patterns: list[str] | str | None = None, frames: list[int] | str | None = None,
                 size: int | None = None, views: str | None = None, convention: str = "fvcore", *,
                 batches: list[int] | str | None = None, runtime=None, out: str | None = None, save: bool = True,
-                progress: bool = True, on_record: Callable[[dict], None] | None = None):
+                progress: bool = True, on_record: Callable[[dict], None] | None = None,
+                on_note: Callable[[str], None] | None = None):
     """``tembench profile``: a cost sweep, or with ``runtime`` (a :class:`~tembench.runtime.RuntimeOptions`,
     see :func:`runtime_options`) a runtime sweep, over the grid of matching variants x frames (x batches).
 
@@ -161,6 +165,11 @@ def run_profile(patterns: list[str] | str | None = None, frames: list[int] | str
     opts = runtime
     cases = rt.runtime_cases(profile_cases(patterns, frames, size, views, notes), batches)
     check_cases([(c.spec, c.frames, c.size) for c in cases])
+    heavy = max(cases, key=lambda c: c.clips_per_forward * c.t)
+    if opts.device == "cpu" and heavy.clips_per_forward > CPU_CLIPS_WARNING and on_note is not None:
+        on_note(f"{heavy.spec.id} at batch {heavy.batch} x {heavy.crops * heavy.clips} views is "
+                f"{heavy.clips_per_forward} clips of {heavy.t} frames per forward on a CPU, and every case runs "
+                "at least 9 forwards: expect minutes per case (fewer views or batch, or --device cuda)")
     params = {"patterns": patterns, "frames": frames, "size": size, "views": views, "batch": batches,
               "latency": opts.latency, "memory": opts.memory, "device": opts.device, "dtype": opts.dtype,
               "channels_last": opts.channels_last, "compile": opts.compile,

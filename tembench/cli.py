@@ -143,7 +143,8 @@ def profile_cmd(
                            channels_last=channels_last, compile=compile, trace=None if trace is None else str(trace),
                            find_max_batch=find_max_batch, budget=budget, warmup=1.0 if warmup is None else warmup,
                            threads=threads, steady_heap=steady_heap)
-    result = run_profile(patterns, frames, size, views, convention, batches=batch, runtime=opts, out=out, save=save)
+    result = run_profile(patterns, frames, size, views, convention, batches=batch, runtime=opts, out=out, save=save,
+                         on_note=lambda s: _err(f"note: {s}"))
     _print_runtime(result.records, format, columns, opts, modules)
     _finish(result)
 

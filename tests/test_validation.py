@@ -68,3 +68,18 @@ input_size = 224
     code, _, err = run_cli(capsys, "list")
     assert code == 2 and "mine.toml" in err and "'mine/tanet-odd'" in err and needle in err, err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_heavy_cpu_runtime_sweep_is_announced_before_it_runs(capsys, runs_dir, monkeypatch):
+    import tembench.runtime as rt
+
+    seen = []
+
+    def fake_measure(case, opts, cache):
+        seen.append(case.clips_per_forward)
+        return {**rt.runner.base_record(case, opts)}
+
+    monkeypatch.setattr(rt, "measure_case", fake_measure)
+    code, _, err = run_cli(capsys, "profile", "tsm/tsm-r50", "--latency", "--batch", "1,8", "--views", "8x3x10")
+    assert code == 0 and seen == [30, 240]
+    assert "note: tsm/tsm-r50 at batch 8 x 30 views is 240 clips of 8 frames per forward on a CPU" in err
