@@ -32,6 +32,15 @@ def parse_views(text: str | None) -> tuple[int | None, int, int]:
     return frames, int(m.group(2)), int(m.group(3))
 
 
+def checked_registry():
+    """The registry, with what only the models and the counter know checked once (option values,
+    counting conventions): every command that builds or counts a model starts here."""
+    from tembench.cost.conventions import check_claims
+    from tembench.models.build import check_variant
+
+    return registry().check((check_variant, check_claims))
+
+
 def variant_row(v: VariantSpec) -> dict:
     return {
         "variant": v.id,
@@ -143,6 +152,7 @@ def run_profile(patterns: list[str] | str | None = None, frames: list[int] | str
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
         raise UsageError(f"size must be a positive integer, got {size!r}")
     get_convention(convention)
+    checked_registry()
     notes: list[str] = []
     if runtime is None:
         if batches:
@@ -192,6 +202,7 @@ def claims(paper: str | None = None, source: str | None = None) -> list[dict]:
     """Every claim (of one paper / table) beside the value measured under its own protocol."""
     from tembench.report.claims import evaluate_claims
 
+    checked_registry()
     return [r.as_dict() for r in evaluate_claims(paper=paper, source=source)]
 
 
@@ -273,6 +284,7 @@ def evaluate(variant: str, data: str, **kwargs) -> dict | None:
     (``None`` on non-zero ranks of a torchrun launch). See :func:`tembench.evaluate.runner.evaluate`."""
     from tembench.evaluate.runner import evaluate as _evaluate
 
+    checked_registry()
     return _evaluate(variant, data, **kwargs)
 
 

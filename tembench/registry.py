@@ -6,7 +6,11 @@ optional ``[[ensemble]]`` entries (combinations of variants whose cost is the su
 and optional ``[[table]]`` entries that give a paper table's row order. See ``registry/README.md``.
 
 The loader validates every key and raises :class:`~tembench.errors.RegistryError` naming the file,
-the entry and the key.
+the entry and the key. The registry is data: it imports neither torch, nor the models, nor the cost
+counter. What only those know (is ``order = "sideways"`` an option value of TAM? is ``no-bmm`` a
+counting convention?) is checked through one hook, :meth:`Registry.check`: each check is a function
+``check(spec, fail)`` that calls ``fail(key, problem)`` for a bad key, and the registry turns that into
+the same one-line file / entry / key error.
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ import sys
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, NoReturn
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -103,6 +107,7 @@ class VariantSpec:
     description: str = ""
     notes: str = ""
     file: str = ""
+    entry: str = ""  # where in ``file``, e.g. "variant[3] 'tam/tanet-r50'" (for error messages)
     members: tuple[Member, ...] = ()
     claims: tuple[Claim, ...] = ()
 
@@ -114,24 +119,6 @@ class VariantSpec:
     def is_ensemble(self) -> bool:
         return bool(self.members)
 
-    def without_temporal(self) -> "VariantSpec":
-        """The same backbone with no temporal module (the baseline of ``temporal_gflops``).
-
-        Options that configure the backbone itself (those the arch accepts without a temporal
-        module, e.g. UniFormer's ``stem_stride``) are kept."""
-        return replace(self, temporal=None, options=backbone_options(self.arch, self.temporal, self.options),
-                       claims=())
-
-
-def backbone_options(arch: str, temporal: str | None, options: dict[str, Any]) -> dict[str, Any]:
-    """The effective values (given or defaulted by the temporal module) of the options that
-    configure the plain backbone, e.g. EMIM's stride-1 stem."""
-    from tembench.models.build import arch_module
-
-    module = arch_module(arch)
-    effective = {**module.option_defaults(temporal), **options}
-    return {k: effective[k] for k in module.option_defaults(None) if k in effective}
-
 
 @dataclass(frozen=True)
 class PaperTable:
@@ -141,11 +128,29 @@ class PaperTable:
     rows: tuple[str, ...]
 
 
+Fail = Callable[[str, str], NoReturn]
+Check = Callable[[VariantSpec, Fail], None]
+"""A check of what the registry cannot know itself: ``check(spec, fail)`` calls ``fail(key, problem)``
+(e.g. ``fail("options.order", "'sideways' is not one of 'local-first', 'global-first'")``)."""
+
+
 @dataclass
 class Registry:
     variants: dict[str, VariantSpec] = field(default_factory=dict)
     papers: dict[str, dict[str, Any]] = field(default_factory=dict)
     tables: dict[str, PaperTable] = field(default_factory=dict)
+    checked: set = field(default_factory=set)  # the checks already run on this registry
+
+    def check(self, checks: tuple[Check, ...] | list[Check]) -> "Registry":
+        """Run each check (once per registry) on every variant; the first problem raises
+        :class:`~tembench.errors.RegistryError` naming file, entry and key. Returns the registry."""
+        for check in checks:
+            if check in self.checked:
+                continue
+            for spec in self.variants.values():
+                check(spec, _Ctx(spec.file, spec.entry).fail)
+            self.checked.add(check)
+        return self
 
     def get(self, variant_id: str) -> VariantSpec:
         try:
@@ -258,11 +263,7 @@ def _parse_claim(ctx: _Ctx, raw: dict, spec: dict, paper: str) -> Claim:
         if not m:
             ctx.fail("views", f"expected CROPSxCLIPS like '3x10', got {views!r}")
         crops, clips = int(m.group(1)), int(m.group(2))
-    from tembench.cost.conventions import CONVENTIONS
-
-    convention = ctx.take(raw, "convention", str, required=False, default="fvcore",
-                          check=lambda c: None if c in CONVENTIONS else
-                          f"unknown convention {c!r}; one of {', '.join(CONVENTIONS)}")
+    convention = ctx.take(raw, "convention", str, required=False, default="fvcore")
     return Claim(
         variant=spec["id"],
         source=ctx.take(raw, "source", str),
@@ -282,31 +283,6 @@ def _parse_claim(ctx: _Ctx, raw: dict, spec: dict, paper: str) -> Claim:
                            check=lambda t: None if 0 <= t < 1 else "must be a fraction in [0, 1)"),
         note=ctx.take(raw, "note", str, required=False, default=""),
     )
-
-
-def _validate_model(ctx: _Ctx, arch: str, backbone: str, temporal: str | None, options: dict):
-    from tembench.models.build import arch_module
-
-    try:
-        module = arch_module(arch)
-    except KeyError as e:
-        ctx.fail("arch", str(e.args[0]))
-    if backbone not in module.BACKBONES:
-        ctx.fail("backbone", f"unknown backbone {backbone!r} for arch {arch!r}; one of {', '.join(module.BACKBONES)}")
-    if temporal is not None and temporal not in module.TEMPORAL:
-        ctx.fail("temporal", f"unknown temporal module {temporal!r} for arch {arch!r}; "
-                             f"one of {', '.join(module.TEMPORAL)}")
-    from tembench.models.build import option_problem
-
-    allowed = module.option_defaults(temporal)
-    choices = getattr(module, "OPTION_CHOICES", {})
-    for key, value in options.items():
-        if key not in allowed:
-            ctx.fail(f"options.{key}", f"not an option of {temporal or 'the plain backbone'}; "
-                                       f"known: {', '.join(allowed) or 'none'}")
-        problem = option_problem(allowed[key], value, choices.get(key))
-        if problem:
-            ctx.fail(f"options.{key}", f"{problem} (option of {temporal or 'the plain backbone'})")
 
 
 def _parse_file(path: Path, reg: Registry) -> list[tuple[_Ctx, dict, str]]:
@@ -352,7 +328,6 @@ def _parse_file(path: Path, reg: Registry) -> list[tuple[_Ctx, dict, str]]:
         backbone = ctx.take(raw, "backbone", str)
         temporal = ctx.take(raw, "temporal", str, required=False)
         options = ctx.take(raw0, "options", dict, required=False, default={})
-        _validate_model(ctx, arch, backbone, temporal, options)
         spec = dict(
             id=vid, arch=arch, backbone=backbone, temporal=temporal, options=options,
             classes=ctx.take(raw, "classes", int, check=_positive),
@@ -362,6 +337,7 @@ def _parse_file(path: Path, reg: Registry) -> list[tuple[_Ctx, dict, str]]:
             description=ctx.take(raw0, "description", str, required=False, default=""),
             notes=ctx.take(raw0, "notes", str, required=False, default=""),
             file=name,
+            entry=ctx.where,
         )
         claims = tuple(
             _parse_claim(_Ctx(name, f"{ctx.where} claim[{j}]"), c, spec, spec["paper"])
@@ -405,6 +381,7 @@ def _resolve_ensembles(reg: Registry, pending: list[tuple[_Ctx, dict, str]]) -> 
             description=ctx.take(raw, "description", str, required=False, default=""),
             notes=ctx.take(raw, "notes", str, required=False, default=""),
             file=ctx.file,
+            entry=ctx.where,
         )
         claims = tuple(
             _parse_claim(_Ctx(ctx.file, f"{ctx.where} claim[{j}]"), c, spec, spec["paper"])

@@ -66,8 +66,13 @@ def test_a_good_file_loads_with_defaults_and_views(tmp_path):
     (GOOD.replace('row = "A"', 'row = "C"'), "row"),
 ])
 def test_validation_errors_name_file_and_key(tmp_path, bad, key):
+    """Schema errors at load; what only the models know (backbones, temporal modules, options) through
+    the registry's check hook, with the same file / entry / key message."""
+    from tembench.cost.conventions import check_claims
+    from tembench.models.build import check_variant
+
     with pytest.raises(RegistryError) as e:
-        load_registry(write(tmp_path, bad))
+        load_registry(write(tmp_path, bad)).check((check_variant, check_claims))
     msg = str(e.value)
     assert msg.startswith("demo.toml") or "demo.toml" in msg
     assert key.split(".")[-1] in msg or key in msg

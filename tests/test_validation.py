@@ -65,7 +65,7 @@ frames = 8
 input_size = 224
 """)
     monkeypatch.setenv("TEMBENCH_REGISTRY", str(tmp_path))
-    code, _, err = run_cli(capsys, "list")
+    code, _, err = run_cli(capsys, "profile", "mine")
     assert code == 2 and "mine.toml" in err and "'mine/tanet-odd'" in err and needle in err, err
     assert len(err.strip().splitlines()) == 1
 

@@ -96,7 +96,9 @@ def _raw_counts(spec: VariantSpec, frames: int, size: int, classes: int, tempora
             total.params += part.params
         return total
     if not temporal:
-        spec = spec.without_temporal()
+        from tembench.models.build import baseline_spec
+
+        spec = baseline_spec(spec)
     return _count_cached(
         spec.arch, spec.backbone, spec.temporal, json.dumps(spec.options, sort_keys=True), frames, size, classes,
     )

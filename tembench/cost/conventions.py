@@ -101,3 +101,11 @@ def register_convention(convention: Convention) -> None:
     if convention.name in CONVENTIONS and CONVENTIONS[convention.name] != convention:
         raise ValueError(f"convention {convention.name!r} is already defined differently")
     CONVENTIONS[convention.name] = convention
+
+
+def check_claims(spec, fail) -> None:
+    """The registry check of the claims' counting conventions (``fail(key, problem)`` on an unknown one).
+    Install it with ``registry().check([check_claims])``."""
+    for j, claim in enumerate(spec.claims):
+        if claim.convention not in CONVENTIONS:
+            fail(f"claim[{j}].convention", f"unknown convention {claim.convention!r}; one of {', '.join(CONVENTIONS)}")

@@ -8,6 +8,7 @@ and ``build(backbone, temporal, options, frames, num_classes)``. Every model tak
 from __future__ import annotations
 
 import importlib
+from dataclasses import replace
 from types import ModuleType
 from typing import Any
 
@@ -50,6 +51,45 @@ def option_problem(default: Any, value: Any, choices: tuple | None) -> str | Non
     return None
 
 
+def check_variant(spec: VariantSpec, fail) -> None:
+    """The registry check of what only the models know: the arch, backbone and temporal module exist
+    and every option is one the module takes, with a value it accepts (``fail(key, problem)`` otherwise).
+    Install it with ``registry().check([check_variant])``."""
+    if spec.is_ensemble:
+        return
+    try:
+        module = arch_module(spec.arch)
+    except KeyError as e:
+        fail("arch", str(e.args[0]))
+    if spec.backbone not in module.BACKBONES:
+        fail("backbone", f"unknown backbone {spec.backbone!r} for arch {spec.arch!r}; "
+                         f"one of {', '.join(module.BACKBONES)}")
+    if spec.temporal is not None and spec.temporal not in module.TEMPORAL:
+        fail("temporal", f"unknown temporal module {spec.temporal!r} for arch {spec.arch!r}; "
+                         f"one of {', '.join(module.TEMPORAL)}")
+    allowed = module.option_defaults(spec.temporal)
+    choices = getattr(module, "OPTION_CHOICES", {})
+    owner = spec.temporal or "the plain backbone"
+    for key, value in spec.options.items():
+        if key not in allowed:
+            fail(f"options.{key}", f"not an option of {owner}; known: {', '.join(allowed) or 'none'}")
+        problem = option_problem(allowed[key], value, choices.get(key))
+        if problem:
+            fail(f"options.{key}", f"{problem} (option of {owner})")
+
+
+def baseline_spec(spec: VariantSpec) -> VariantSpec:
+    """The same backbone with no temporal module: the baseline of ``temporal_gflops``.
+
+    Options that configure the backbone itself (those the arch takes without a temporal module, e.g.
+    UniFormer's ``stem_stride``) keep their effective values (given, or defaulted by the temporal
+    module: EMIM's stride-1 stem)."""
+    module = arch_module(spec.arch)
+    effective = {**module.option_defaults(spec.temporal), **spec.options}
+    options = {k: effective[k] for k in module.option_defaults(None) if k in effective}
+    return replace(spec, temporal=None, options=options, claims=())
+
+
 def check_frames(frames) -> int:
     if isinstance(frames, bool) or not isinstance(frames, int) or frames <= 0:
         raise UsageError(f"frames must be a positive integer, got {frames!r}")
@@ -88,7 +128,7 @@ def build_from_spec(spec: VariantSpec, frames: int | None = None, num_classes: i
     if isinstance(classes, bool) or not isinstance(classes, int) or classes <= 0:
         raise UsageError(f"num_classes must be a positive integer, got {classes!r}")
     if not temporal:
-        spec = spec.without_temporal()
+        spec = baseline_spec(spec)
     return arch_module(spec.arch).build(spec.backbone, spec.temporal, dict(spec.options), frames, classes)
 
 
