@@ -8,7 +8,7 @@ Python API:
 * :func:`profile` -- cost records for many variants and frame counts;
 * :func:`claims` -- every published number beside the measured one.
 """
-__version__ = "0.1.0"
+from tembench._version import __version__
 
 
 def __getattr__(name):  # lazy: `import tembench` must not import torch (fast --help)

@@ -2,34 +2,21 @@
 from __future__ import annotations
 
 import re
-from typing import Callable, Iterator
+from typing import Callable
 
 from tembench.errors import UsageError
+from tembench.grid import Case, parse_int_list, parse_views, profile_cases
 from tembench.registry import VariantSpec, registry
 
 
-def parse_int_list(text: str | None, what: str = "frames") -> list[int] | None:
-    """'8,16,32' -> [8, 16, 32]; one-line error on anything else."""
-    if text is None or text == "":
-        return None
-    out = []
-    for part in str(text).split(","):
-        part = part.strip()
-        if not re.fullmatch(r"\d+", part) or int(part) <= 0:
-            raise UsageError(f"{what} must be positive integers separated by commas (e.g. 8,16,32), got {text!r}")
-        out.append(int(part))
-    return out
+def _convention_names() -> tuple[str, ...]:
+    from tembench.cost.conventions import CONVENTIONS  # no torch
+
+    return tuple(CONVENTIONS)
 
 
-def parse_views(text: str | None) -> tuple[int | None, int, int]:
-    """'3x10' (crops x clips) or '8x3x10' (frames x crops x clips) -> (frames or None, crops, clips)."""
-    if text is None:
-        return None, 1, 1
-    m = re.fullmatch(r"(?:(\d+)x)?(\d+)x(\d+)", text.strip())
-    if not m or any(g is not None and int(g) <= 0 for g in m.groups()):
-        raise UsageError(f"views must be CROPSxCLIPS or FRAMESxCROPSxCLIPS with positive integers (e.g. 3x10 or 8x3x10), got {text!r}")
-    frames = int(m.group(1)) if m.group(1) else None
-    return frames, int(m.group(2)), int(m.group(3))
+CONVENTION_NAMES = _convention_names()
+"""The counting conventions (``--convention`` choices): fvcore, fvcore-legacy, flops, ..."""
 
 
 def checked_registry():
@@ -60,43 +47,6 @@ def variant_row(v: VariantSpec) -> dict:
 def list_variants(patterns: list[str] | None = None) -> list[dict]:
     """Registered variants matching the fnmatch patterns (all when none)."""
     return [variant_row(v) for v in registry().select(patterns)]
-
-
-def profile_cases(patterns: list[str] | None = None, frames: list[int] | None = None,
-                  size: int | None = None, views: str | None = None,
-                  notes: list[str] | None = None) -> list[tuple[VariantSpec, int | None, int | None, int, int]]:
-    """The grid of (variant, frames, size, crops, clips) cases a profile run measures.
-
-    Conflicting frame counts (``frames`` and the frames of ``views``) are an error. An ensemble's members
-    fix their frame counts: with ``frames`` given, an ensemble named outright is an error, and one that a
-    family or glob matched is left out (and said so in ``notes``)."""
-    view_frames, crops, clips = parse_views(views)
-    if view_frames is not None and frames is not None and list(frames) != [view_frames]:
-        raise UsageError(f"--frames {','.join(map(str, frames))} and --views {views} give different frame counts; "
-                         f"give them once: --views {crops}x{clips} with --frames, or --views {views} alone")
-    if frames is None and view_frames is not None:
-        frames = [view_frames]
-    cases = []
-    left_out = []
-    for spec in registry().select(patterns):
-        if spec.is_ensemble:
-            if frames is not None:
-                if spec.id in (patterns or []):
-                    members = ", ".join(f"{m.variant}@{m.frames}" for m in spec.members)
-                    raise UsageError(f"{spec.id} is an ensemble whose members fix their frame counts ({members}); "
-                                     "drop --frames (and the frames of --views), or profile its members")
-                left_out.append(spec.id)
-                continue
-            cases.append((spec, None, size, crops, clips))
-        else:
-            for t in frames or [spec.frames]:
-                cases.append((spec, t, size, crops, clips))
-    if left_out and notes is not None:
-        notes.append(f"left out {len(left_out)} ensemble{'s' if len(left_out) > 1 else ''} (their members fix "
-                     f"their frame counts, so --frames does not apply): {', '.join(left_out)}")
-    if not cases:
-        raise UsageError("no case to measure: every selected variant is an ensemble and --frames was given")
-    return cases
 
 
 def check_cases(cases) -> None:
@@ -246,6 +196,66 @@ def runtime_profile(patterns: list[str] | None = None, frames: list[int] | str |
                        on_record=on_record).records
 
 
+def claim_tables(paper: str | None = None, table: str | None = None) -> list[tuple[str, list[dict]]]:
+    """Each paper table of the matching claims as (title, rows in the paper's row order)."""
+    from tembench.report.claims import paper_table
+
+    reg = checked_registry()
+    sources = list(dict.fromkeys(r["source"] for r in claims(paper, table)))
+    out = []
+    for source in sources:
+        t = reg.tables.get(source)
+        out.append((source + (f": {t.title}" if t and t.title else ""), paper_table(source)))
+    return out
+
+
+def check(baseline: str | None = None, gates: list[str] | tuple[str, ...] | None = None, accept: bool = False,
+          patterns: list[str] | None = None, progress: Callable[[str], None] | None = None) -> list:
+    """``tembench check``: measure now and judge against the committed baselines (see
+    :func:`tembench.check.run_check`); returns the verdicts (:class:`tembench.gates.Verdict`)."""
+    from tembench.check import DEFAULT_BASELINE, GATES, run_check
+
+    checked_registry()
+    return run_check(baseline or DEFAULT_BASELINE, gates or GATES, accept=accept, progress=progress,
+                     patterns=patterns)
+
+
+def compare(a: str, b: str) -> list:
+    """``tembench compare``: two run files (paths or run ids) of the same kind, A the baseline."""
+    from tembench.check import compare_files
+
+    return compare_files(a, b)
+
+
+def sanity(patterns: list[str] | None = None, epochs: int | None = None, out: str | None = None,
+           on_record: Callable[[dict], None] | None = None) -> tuple[list[dict], str]:
+    """The motion-sensitivity benchmark (``tembench sanity``): (records, path of the run file)."""
+    from tembench.results.store import RunWriter
+    from tembench.sanity import MotionConfig, run_benchmark
+
+    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs <= 0):
+        raise UsageError(f"--epochs must be a positive integer, got {epochs!r}")
+    checked_registry()
+    cfg = MotionConfig() if epochs is None else MotionConfig(epochs=epochs)
+    with RunWriter("accuracy", out, params={"benchmark": "motion", "config": cfg.__dict__}) as writer:
+        def keep(rec: dict) -> None:
+            writer.add(rec)
+            if on_record is not None:
+                on_record(rec)
+
+        records = run_benchmark(patterns, cfg, on_record=keep)
+    return records, str(writer.path)
+
+
+def report(format: str = "html", out: str | None = None, **kwargs):
+    """``tembench report``: the papers' tables (and, for html, plots) written in ``format``; see
+    :func:`tembench.report.html.write_report`."""
+    from tembench.report.html import write_report
+
+    checked_registry()
+    return write_report(format, out, **kwargs)
+
+
 def scaling(records: list[dict]) -> list[dict]:
     """Growth exponent of cost and latency with frames for each frame sweep in ``records``."""
     from tembench.runtime import scaling_rows
@@ -279,13 +289,22 @@ def results(directory=None, runs: bool = False, **filters) -> list[dict]:
 # Accuracy evaluation (tembench eval / metrics / data)
 # ------------------------------------------------------------------------------------------------
 
-def evaluate(variant: str, data: str, **kwargs) -> dict | None:
+def evaluate(variant: str, data: str, out: str | None = None, save: bool = True, **kwargs) -> dict | None:
     """Accuracy of ``variant`` on a dataset split under a protocol preset; returns the saved record
-    (``None`` on non-zero ranks of a torchrun launch). See :func:`tembench.evaluate.runner.evaluate`."""
+    (``None`` on non-zero ranks of a torchrun launch). The run file goes to ``out`` (default: the runs
+    directory) unless ``save`` is false. See :func:`tembench.evaluate.runner.evaluate` for the rest."""
+    from pathlib import Path
+
     from tembench.evaluate.runner import evaluate as _evaluate
+    from tembench.results.store import RunWriter, default_runs_dir
 
     checked_registry()
-    return _evaluate(variant, data, **kwargs)
+    out_dir = Path(out) if out is not None else default_runs_dir()
+
+    def open_run(params: dict, command: list | None) -> RunWriter:
+        return RunWriter("accuracy", out_dir, command=command, params=params)
+
+    return _evaluate(variant, data, out=out_dir, open_run=open_run if save else None, **kwargs)
 
 
 def find_run(ref: str, runs_dir: str | None = None) -> dict:

@@ -91,7 +91,7 @@ def _cudnn_version() -> int | None:
 def software() -> dict:
     import torch
 
-    from tembench import __version__
+    from tembench._version import __version__
     from tembench.runtime.nvml import driver_version
 
     return {

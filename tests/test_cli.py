@@ -55,7 +55,7 @@ def test_claims_markdown_renders_the_paper_table(capsys):
     (["profile", "tsn/tsn-r50", "--frames", "8,x"], "frames must be positive integers"),
     (["profile", "tsn/tsn-r50", "--frames", "-8"], "frames must be positive integers"),
     (["profile", "tsn/tsn-r50", "--views", "3by10"], "views must be"),
-    (["profile", "tsn/tsn-r50", "--convention", "thop"], "unknown counting convention"),
+    (["profile", "tsn/tsn-r50", "--convention", "thop"], "'thop' is not one of 'fvcore', 'fvcore-legacy'"),
     (["claims", "--paper", "nope"], "no claims from paper"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, runs_dir, args, needle):

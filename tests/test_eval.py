@@ -11,7 +11,7 @@ from conftest import run_cli as run
 
 from tembench.cli import main
 from tembench.data.synth import write_synthetic
-from tembench.evaluate.runner import evaluate
+from tembench.api import evaluate
 
 SMALL = dict(train_per_class=0, val_per_class=1, size=(32, 24), frames=(10, 14))
 FORMATS = ("ssv1", "ssv2", "k400", "diving48", "charades")

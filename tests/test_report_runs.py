@@ -127,7 +127,7 @@ def test_eval_on_synthetic_data_is_recognised_after_the_data_is_gone(tmp_path):
     import torch
 
     from tembench.data.synth import write_synthetic
-    from tembench.evaluate.runner import evaluate
+    from tembench.api import evaluate
     from tembench.models.build import build_model
 
     data = tmp_path / "ssv1"

@@ -54,7 +54,7 @@ def prepare(variant: str, data: str | Path, split: str = "val", protocol: str | 
             dataset_format: str | None = None, list_file: str | Path | None = None, label_order: str | None = None,
             classes_file: str | Path | None = None, limit: int | None = None) -> EvalSetup:
     """Everything an evaluation needs except the model; all input checks happen here, before any work."""
-    from tembench.api import parse_views
+    from tembench.grid import parse_views
     from tembench.registry import get_variant
 
     spec = get_variant(variant)
@@ -179,7 +179,8 @@ def run_model(model, views: torch.Tensor, max_views: int | None = None) -> np.nd
 def evaluate(variant: str, data: str | Path, split: str = "val", protocol: str | None = None, views: str | None = None,
              size: int | None = None, checkpoint: str | Path | None = None, checkpoint_format: str = "auto",
              trust_checkpoint: bool = False, strict: bool = False, fusion: str | None = None,
-             out: str | Path | None = None, save: bool = True, dataset_format: str | None = None,
+             out: str | Path | None = None, open_run: Callable[[dict, list | None], object] | None = None,
+             dataset_format: str | None = None,
              list_file: str | Path | None = None, label_order: str | None = None,
              classes_file: str | Path | None = None, workers: int = 0, limit: int | None = None, seed: int = 0,
              resume: bool = True, save_every: int = 50, max_views: int | None = None,
@@ -187,9 +188,14 @@ def evaluate(variant: str, data: str | Path, split: str = "val", protocol: str |
              on_note: Callable[[str], None] | None = None, command: list[str] | None = None,
              class_features_file: str | Path | None = None) -> dict | None:
     """Evaluate and return the record (``None`` on ranks other than 0 of a distributed run).
-    ``class_features_file``: the class text features of an X-CLIP/ILA head (see :func:`class_features`)."""
-    from tembench.results.store import RunWriter, default_runs_dir
 
+    ``out``: the directory of the run's partial logits (and of its run file); ``open_run(params, command)``
+    opens the run file, an object with ``path``, ``run_id``, ``data``, ``add(record)`` and ``close(status,
+    error=None)`` (:class:`tembench.results.store.RunWriter`; :func:`tembench.api.evaluate` passes one);
+    without it nothing is written but the partial logits.
+    ``class_features_file``: the class text features of an X-CLIP/ILA head (see :func:`class_features`)."""
+    if out is None:
+        raise ValueError("evaluate() needs the output directory `out` (tembench.api.evaluate defaults it)")
     note = on_note or (lambda s: None)
     if workers < 0:
         raise UsageError(f"--workers must be >= 0, got {workers}")
@@ -201,7 +207,7 @@ def evaluate(variant: str, data: str | Path, split: str = "val", protocol: str |
     text = class_features(model, class_features_file, report)
     info = distributed.init()
     ds, proto = setup.dataset, setup.protocol
-    out_dir = Path(out) if out is not None else default_runs_dir()
+    out_dir = Path(out)
     key = _key(setup, report, seed, text)
     partial_dir = out_dir / "partial"
     done = _load_partials(partial_dir, key) if resume else {}
@@ -220,12 +226,12 @@ def evaluate(variant: str, data: str | Path, split: str = "val", protocol: str |
         if resumed:
             note(f"resuming: {resumed} of {len(ds.items)} videos already evaluated (from {partial_dir})")
     writer = None
-    if info.is_main and save:
-        writer = RunWriter("accuracy", out_dir, command=command, params={
+    if info.is_main and open_run is not None:
+        writer = open_run({
             "variant": setup.spec.id, "data": str(data), "split": split, "protocol": proto.name,
             "views": views, "size": size, "checkpoint": str(checkpoint) if checkpoint else None,
             "fusion": setup.fusion, "dataset_format": ds.format, "seed": seed, "world_size": info.world,
-            "class_features": str(class_features_file) if class_features_file else None})
+            "class_features": str(class_features_file) if class_features_file else None}, command)
 
     remaining = [i for i in range(len(ds.items)) if i not in done]
     mine = distributed.shard(remaining, info)

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from tembench.cli import ColumnsOpt, FormatOpt, PatternsArg, _print_table, app
+from tembench.cli.app import ColumnsOpt, FormatOpt, PatternsArg, app, print_table
 from tembench.report.render import OutputFormat, plural
 
 RECORD_COLUMNS = ["variant", "frames", "input_size", "batch", "device", "gflops", "latency_ms", "clips_per_s", "top1",
@@ -41,5 +41,5 @@ def results_cmd(
 
     rows = results(dir, runs=runs, patterns=patterns, kind=kind, status=status, run_status=run_status,
                    device=device, dtype=dtype, run=run, since=since, hardware=hardware, last=last, where=where)
-    _print_table(rows, format, RUN_COLUMNS if runs else RECORD_COLUMNS, columns,
+    print_table(rows, format, RUN_COLUMNS if runs else RECORD_COLUMNS, columns,
                  f"{plural(len(rows), 'run' if runs else 'record')} (GFLOPs per view, fvcore; latency in ms)")

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from tembench.cli import app
+from tembench.cli.app import app
 
 
 class ReportFormat(str, Enum):
@@ -43,7 +43,7 @@ def report_cmd(
     exist (accuracy only from trained weights on real data, unless --include-smoke-runs). The HTML report adds plots (top-1 vs GFLOPs, scaling with frames, temporal-module overhead),
     the environment and dataset fingerprints and the command behind every number.
     """
-    from tembench.report.html import write_report
+    from tembench.api import report
 
     command = ["tembench", "report"]
     for flag, value in (("--paper", paper), ("--table", table), ("--runs", runs), ("--format", format.value),
@@ -52,7 +52,7 @@ def report_cmd(
             command += [flag, value]
     if include_smoke_runs:
         command.append("--include-smoke-runs")
-    result = write_report(format.value, out, paper=paper, table=table, runs=runs, command=shlex.join(command),
+    result = report(format.value, out, paper=paper, table=table, runs=runs, command=shlex.join(command),
                           include_smoke=include_smoke_runs,
                           on_note=lambda text: print(f"note: {text}", file=sys.stderr))
     if isinstance(result, str):

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from tembench.cli import PatternsArg, app, progress_lines
+from tembench.cli.app import PatternsArg, app, progress_lines
 from tembench.report.render import OutputFormat, print_rows
 
 
@@ -69,11 +69,11 @@ def check_cmd(
     that cannot run, or nothing compared at all (exit 1) never pass. Baselines are written only with
     --accept. Progress goes to stderr, one line per model on a non-terminal (CI logs).
     """
-    from tembench.check import run_check
+    from tembench.api import check
 
     with progress_lines("check") as progress:
-        verdicts = run_check(baseline, [g.strip() for g in gates_.split(",") if g.strip()], accept=accept,
-                             progress=progress, patterns=patterns)
+        verdicts = check(str(baseline), [g.strip() for g in gates_.split(",") if g.strip()], accept=accept,
+                         progress=progress, patterns=patterns)
     _print_verdicts(verdicts, format)
     _exit_for(verdicts)
 
@@ -87,9 +87,9 @@ def compare_cmd(
 ) -> None:
     """Compare two run records of the same kind (cost, latency or accuracy); exit 1 on a regression
     or when nothing could be compared."""
-    from tembench.check import compare_files
+    from tembench.api import compare
 
-    verdicts = compare_files(a, b)
+    verdicts = compare(a, b)
     _print_verdicts(verdicts, format)
     _exit_for(verdicts)
 
@@ -105,19 +105,14 @@ def sanity_cmd(
     clips (fixed seeds, CPU) and check that order-blind models stay at chance and temporal ones learn."""
     import time
 
-    from tembench.results.store import RunWriter
-    from tembench.sanity import MotionConfig, run_benchmark
+    from tembench.api import sanity
 
-    if epochs is not None and epochs <= 0:
-        raise typer.BadParameter("must be a positive integer", param_hint="--epochs")
-    cfg = MotionConfig() if epochs is None else MotionConfig(epochs=epochs)
     t0 = time.perf_counter()
-    with RunWriter("accuracy", out, params={"benchmark": "motion", "config": cfg.__dict__}) as writer:
-        records = run_benchmark(patterns, cfg, on_record=lambda r: (writer.add(r), print(
-            f"{r['variant']}: top-1 {r['top1']:.1f}% in {r['train_s']:.0f} s — {r['purpose']}", file=sys.stderr)))
+    records, path = sanity(patterns, epochs, None if out is None else str(out), on_record=lambda r: print(
+        f"{r['variant']}: top-1 {r['top1']:.1f}% in {r['train_s']:.0f} s — {r['purpose']}", file=sys.stderr))
     rows = [{k: v for k, v in r.items() if k != "correct"} for r in records]
     print_rows(rows, format, columns=["variant", "temporal", "top1", "chance", "train_s", "purpose"]
                if format is OutputFormat.table else None, title="Motion-sensitivity benchmark (2 classes, chance 50%)")
-    print(f"total {time.perf_counter() - t0:.0f} s; saved {writer.path}", file=sys.stderr)
+    print(f"total {time.perf_counter() - t0:.0f} s; saved {path}", file=sys.stderr)
     if any(r["purpose"].startswith("FAILS") for r in records):
         raise typer.Exit(1)

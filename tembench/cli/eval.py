@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from tembench.cli import ColumnsOpt, FormatOpt, _err, _print_table, _stderr_console, app
+from tembench.cli.app import ColumnsOpt, FormatOpt, err, print_table, stderr_console, app
 from tembench.report.render import OutputFormat, plural, print_rows
 
 EVAL_COLUMNS = ["variant", "weights", "videos", "evaluated", "failed", "top1", "top5", "mean_class_acc", "map"]
@@ -54,7 +54,7 @@ def _progress(total_hint: str):
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     return Progress(TextColumn(total_hint), BarColumn(), TextColumn("{task.completed}/{task.total} videos"),
-                    TimeElapsedColumn(), TimeRemainingColumn(), transient=True, console=_stderr_console(),
+                    TimeElapsedColumn(), TimeRemainingColumn(), transient=True, console=stderr_console(),
                     disable=not sys.stderr.isatty())
 
 
@@ -131,7 +131,7 @@ def eval_cmd(
             fusion=fusion.value if fusion else None, out=out, dataset_format=dataset_format.value,
             list_file=list_file, classes_file=classes_file, label_order=label_order, workers=workers, limit=limit,
             seed=seed, resume=resume, save_every=save_every, max_views=max_views, on_progress=on_progress,
-            on_note=lambda s: _err(f"note: {s}"), command=["tembench", *sys.argv[1:]],
+            on_note=lambda s: err(f"note: {s}"), command=["tembench", *sys.argv[1:]],
             class_features_file=class_features)
     if record is None:  # not rank 0
         return
@@ -140,12 +140,12 @@ def eval_cmd(
     else:
         title = (f"Accuracy (%) of {record['variant']} on {record['dataset']} {record['split']} -- "
                  f"{record['protocol']}, {record['views']} views, fusion {record['fusion']}")
-        _print_table(_drop_nan([record]), format, EVAL_COLUMNS, columns, title)
+        print_table(_drop_nan([record]), format, EVAL_COLUMNS, columns, title)
         if per_class:
             print_rows(record["per_class"], format, title="Per class")
     for f in record.get("failed_videos", [])[:5]:
-        _err(f"failed: {f['id']}: {f['error']}")
-    _err(f"{record['evaluated']} of {plural(record['videos'], 'video')} evaluated"
+        err(f"failed: {f['id']}: {f['error']}")
+    err(f"{record['evaluated']} of {plural(record['videos'], 'video')} evaluated"
          + (f", {record['failed']} failed" if record["failed"] else "")
          + f"; saved to {record.get('run_file', '(not saved)')}")
     if record["failed"]:
@@ -206,7 +206,7 @@ def synth_cmd(
     from tembench.api import synth_dataset
 
     s = synth_dataset(format.value, str(out), train, val, size, frames, seed)
-    _err(f"wrote {s['format']} synthetic data to {out}: {s['videos']['train']} train + {s['videos']['val']} val "
+    err(f"wrote {s['format']} synthetic data to {out}: {s['videos']['train']} train + {s['videos']['val']} val "
          f"videos, {len(s['classes'])} classes, {s['frame_size'][0]}x{s['frame_size'][1]}")
 
 
