@@ -148,6 +148,33 @@ def run_profile(patterns: list[str] | str | None = None, frames: list[int] | str
     return result
 
 
+def cross_check(patterns: list[str] | str | None = None, frames: list[int] | str | None = None,
+                size: int | None = None, counter: str = "fvcore",
+                on_record: Callable[[dict], None] | None = None) -> list[dict]:
+    """``tembench profile --cross-check fvcore``: for every matching (non-ensemble) variant, tembench's meta
+    count under ``fvcore-legacy`` beside fvcore's ``FlopCountAnalysis`` of a real forward at a small
+    input (default: the variant's frames, 64x64), and the operators that differ."""
+    from tembench.cost.crosscheck import fvcore_crosscheck
+
+    if counter != "fvcore":
+        raise UsageError(f"--cross-check: the only counter to cross-check against is fvcore, got {counter!r}")
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    if isinstance(frames, str):
+        frames = parse_int_list(frames)
+    checked_registry()
+    rows = []
+    for spec, t, s, _, _ in profile_cases(patterns, frames, size):
+        if spec.is_ensemble:
+            continue
+        check_cases([(spec, t, s)])
+        row = fvcore_crosscheck(spec, t, s)
+        rows.append(row)
+        if on_record is not None:
+            on_record(row)
+    return rows
+
+
 def claims(paper: str | None = None, source: str | None = None) -> list[dict]:
     """Every claim (of one paper / table) beside the value measured under its own protocol."""
     from tembench.report.claims import evaluate_claims

@@ -32,3 +32,32 @@ def test_equal_to_fvcore_on_a_real_forward(spec):
         expected = fvcore_total(model, x)
     ours = count_spec(spec, frames=2, size=64, num_classes=10, convention="fvcore-legacy").macs
     assert ours == expected
+
+
+def test_the_cli_prints_both_totals_side_by_side(capsys):
+    from conftest import run_cli
+
+    code, out, err = run_cli(capsys, "profile", "tsn/tsn-r50", "--cross-check", "fvcore", "--frames", "2",
+                             "--format", "json")
+    (row,) = __import__("json").loads(out)
+    assert code == 0 and row["equal"] and row["tembench_macs"] == row["fvcore_macs"] > 0
+    assert (row["frames"], row["input_size"]) == (2, 64) and "1 of 1 variant equal to fvcore" in err
+
+
+def test_a_difference_names_the_operators(monkeypatch):
+    """When the totals differ, the unpaired operators of each side say where."""
+    from tembench.cost import crosscheck
+    from tembench.registry import registry
+
+    real = crosscheck.count_spec
+
+    def one_conv_less(*a, **k):
+        r = real(*a, **k)
+        r.by_operator = {**r.by_operator, "convolution": r.by_operator["convolution"] - 1000}
+        r.macs -= 1000
+        return r
+
+    monkeypatch.setattr(crosscheck, "count_spec", one_conv_less)
+    row = crosscheck.fvcore_crosscheck(registry().get("tsn/tsn-r18"), frames=2)
+    assert not row["equal"] and row["fvcore_macs"] - row["tembench_macs"] == 1000
+    assert "tembench convolution" in row["differing_ops"] and "fvcore conv" in row["differing_ops"]

@@ -1,6 +1,7 @@
 """``tembench list`` and ``tembench profile``: the registry, and cost or runtime sweeps over it."""
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -9,6 +10,10 @@ import typer
 from tembench.cli.app import (ColumnsOpt, Convention, ConventionOpt, DeviceOpt, DtypeOpt, FormatOpt, PatternsArg, app,
                               err, print_table)
 from tembench.errors import UsageError
+
+
+class CrossCheck(str, Enum):
+    fvcore = "fvcore"
 from tembench.report.render import OutputFormat, plural, print_rows
 
 
@@ -40,6 +45,11 @@ def profile_cmd(
     columns: ColumnsOpt = None,
     out: Annotated[Optional[Path], typer.Option(help="Directory for the run record. Default: $TEMBENCH_RUNS or results/runs.")] = None,
     save: Annotated[bool, typer.Option("--save/--no-save", help="Write the run record.")] = True,
+    cross_check: Annotated[Optional[CrossCheck], typer.Option(
+        "--cross-check", help="Instead of the cost table: count each variant at a small input (its frames, "
+        "64x64, or --frames/--size) both on the meta device under fvcore-legacy and with fvcore's own "
+        "FlopCountAnalysis of a real CPU forward, and print the two totals side by side (equal, or the "
+        "operators that differ). Nothing is saved.")] = None,
     latency: Annotated[bool, typer.Option("--latency", help="Time real forwards: median, p90, IQR, throughput, time per module.", rich_help_panel="Runtime")] = False,
     memory: Annotated[bool, typer.Option("--memory", help="Measure memory in a separate forward (CUDA peak allocated/reserved + NVML, or CPU peak RSS increase).", rich_help_panel="Runtime")] = False,
     device: DeviceOpt = None,
@@ -65,9 +75,20 @@ def profile_cmd(
     temporal_gflops). Out-of-memory cases are recorded as such and the run goes on; Ctrl-C keeps what
     was measured.
     """
+    from tembench.api import cross_check as run_cross_check
     from tembench.api import run_profile, runtime_options
 
     runtime = latency or memory or trace is not None or find_max_batch
+    if cross_check is not None:
+        if runtime or views:
+            raise UsageError("--cross-check counts one view of each variant; leave out --views and the runtime options")
+        rows = run_cross_check(patterns, frames, size, cross_check.value)
+        print_table(rows, format, ["variant", "frames", "input_size", "tembench_macs", "fvcore_macs", "equal",
+                                   "differing_ops"], columns,
+                    "Meta-device count (fvcore-legacy) beside fvcore's FlopCountAnalysis of a real forward (MACs)")
+        equal = sum(r["equal"] for r in rows)
+        err(f"{equal} of {plural(len(rows), 'variant')} equal to fvcore")
+        return
     if not runtime:
         given = [name for name, value in (("--device", device), ("--batch", batch), ("--dtype", dtype),
                                           ("--channels-last", channels_last), ("--compile", compile),
