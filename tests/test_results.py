@@ -6,25 +6,12 @@ import json
 import pytest
 
 from conftest import run_cli as run
+from run_records import runtime_rec
 
 from tembench.cli import main
 from tembench.errors import UsageError
 from tembench.results import RunWriter, load, records, select_runs
 from tembench.results.schema import check_record, check_run
-
-
-def runtime_rec(variant="tsm/tsm-r50", frames=8, status="ok", device="cpu", dtype="fp32", latency=100.0):
-    rec = {"variant": variant, "frames": frames, "input_size": 224, "views": f"{frames}x1x1", "batch": 1,
-           "clips_per_forward": 1, "device": device, "dtype": dtype, "channels_last": False, "compile": False,
-           "status": status}
-    if status == "ok":
-        rec.update(latency_ms=latency, latency_p90_ms=latency * 1.1, latency_iqr_ms=1.0, latency_mean_ms=latency,
-                   latency_min_ms=latency * 0.9, latency_spread=0.01, reps=5, calls_per_rep=1, warmup_iters=3,
-                   warmup_s=1.0, converged=True, clock="perf_counter", threads=2, latency_samples_ms=[latency] * 5,
-                   clips_per_s=1e3 / latency, videos_per_s=1e3 / latency)
-    else:
-        rec["error"] = "OutOfMemoryError: CUDA out of memory"
-    return rec
 
 
 @pytest.fixture

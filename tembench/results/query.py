@@ -137,6 +137,19 @@ def records(directory: str | Path | None = None, *, patterns: list[str] | None =
     return rows
 
 
+def load(directory: str | Path | None = None, kind: str | None = None, **filters):
+    """Every record of every run as a pandas DataFrame, one row per record.
+
+    Run-level columns come first: ``run_id``, ``kind``, ``run_status``, ``created``, ``hardware_hash``;
+    then the record's own fields (a runtime record's ``status`` is ``ok``, ``oom``, ``error`` or ``skipped``).
+    ``filters`` are those of :func:`records` (``patterns``, ``status``, ``device``, ``since``, ``last``,
+    ``where``, ...).
+    """
+    import pandas as pd
+
+    return pd.DataFrame(records(directory, kind=kind, **filters))
+
+
 def check_directory(directory: str | Path | None) -> Path:
     d = Path(directory) if directory is not None else default_runs_dir()
     if not d.is_dir():

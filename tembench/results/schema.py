@@ -1,15 +1,31 @@
-"""What a run file and its records hold (schema version :data:`~tembench.results.store.SCHEMA_VERSION`).
+"""What a run file and its records hold (schema version :data:`SCHEMA_VERSION`), checked when a record is written.
 
-A run file is one JSON object with the keys of :data:`RUN_FIELDS`. Its ``records`` depend on its ``kind``:
-``cost`` records carry :data:`COST_FIELDS`; ``runtime`` records carry :data:`RUNTIME_FIELDS` and, for what
-was asked, the fields of :data:`LATENCY_FIELDS`, :data:`MEMORY_FIELDS_CPU` / :data:`MEMORY_FIELDS_CUDA`
-and :data:`MAX_BATCH_FIELDS`. Optional fields may be absent; a field that is present has the stated type
-(``None`` allowed where the type says so). :func:`check_run` lists what does not conform.
+A run file is one JSON object with the keys of :data:`RUN_FIELDS` (the envelope: :func:`envelope`). Its
+``records`` depend on its ``kind`` (:data:`RUN_KINDS`):
+
+* ``cost``: :data:`COST_FIELDS` (``tembench.cost.records.cost_record``; the committed cost baseline adds
+  per-module multiply-adds, ``modules``); a case that could not be counted has ``status = "error"``, an
+  ``error`` and only :data:`FAILED_COST_FIELDS`;
+* ``runtime``: :data:`RUNTIME_FIELDS` and, for what was asked, the fields of :data:`LATENCY_FIELDS`,
+  :data:`MEMORY_FIELDS_CPU` / :data:`MEMORY_FIELDS_CUDA` and :data:`MAX_BATCH_FIELDS`;
+* ``accuracy``: :data:`ACCURACY_FIELDS` (``tembench eval``, the motion benchmark);
+* ``latency``: :data:`CI_LATENCY_FIELDS`, the CI latency gate's baseline (raw samples, also relative to a
+  reference workload).
+
+Optional fields may be absent; a field that is present has the stated type (``None`` allowed where the type
+says so). :func:`check_record` and :func:`check_run` list what does not conform;
+:meth:`tembench.results.store.RunWriter.add` refuses a record that does not (:class:`RecordError`).
+Files written before this check (the committed baselines among them) are read as they are.
 """
 from __future__ import annotations
 
+from tembench.errors import ResultsWriteError
+
+SCHEMA_VERSION = 1
+
 NUM = (int, float)
 OPT_NUM = (int, float, type(None))
+OPT_INT = (int, type(None))
 
 RUN_FIELDS = {
     "schema_version": int, "run_id": str, "kind": str, "created": str, "command": list, "params": dict,
@@ -19,13 +35,15 @@ RUN_KINDS = ("cost", "runtime", "accuracy", "latency")  # latency: the CI gate's
 RUN_STATUSES = ("running", "complete", "interrupted", "failed")
 READ_STATUSES = RUN_STATUSES + ("stale",)  # as read back: "stale" = "running" with its process gone
 FINGERPRINT_FIELDS = {"software": dict, "hardware": dict, "hardware_hash": str, "gpu_state": dict, "settings": dict}
-
-COST_FIELDS = {
-    "variant": str, "frames": int, "input_size": int, "views": str, "convention": str, "gflops": NUM,
-    "gflops_total": NUM, "params": int, "temporal_gflops": OPT_NUM, "temporal_params": (int, type(None)),
-}
-
 RECORD_STATUSES = ("ok", "oom", "error", "skipped")
+
+FAILED_COST_FIELDS = {"variant": str, "frames": int, "input_size": int, "views": str, "convention": str}
+COST_FIELDS = {
+    **FAILED_COST_FIELDS, "gflops": NUM, "gflops_total": NUM, "params": int, "temporal_gflops": OPT_NUM,
+    "temporal_params": OPT_INT,
+}
+COST_OPTIONAL_FIELDS = {"classes": int, "macs": int, "uncounted_ops": str, "modules": dict}
+
 RUNTIME_FIELDS = {
     "variant": str, "frames": int, "input_size": int, "views": str, "batch": int, "clips_per_forward": int,
     "device": str, "dtype": str, "channels_last": bool, "compile": bool, "status": str,
@@ -43,6 +61,34 @@ MEMORY_FIELDS_CUDA = {
     "mem_peak_alloc_mib": NUM, "mem_peak_reserved_mib": NUM, "mem_forward_mib": NUM, "alloc_retries": int,
 }
 MAX_BATCH_FIELDS = {"max_batch": int, "max_batch_bound": str, "max_batch_trials": int}
+
+ACCURACY_FIELDS = {"variant": str}
+ACCURACY_OPTIONAL_FIELDS = {
+    "frames": int, "input_size": int, "views": str, "dataset": (str, dict), "top1": OPT_NUM, "top5": OPT_NUM,
+    "mean_class_acc": OPT_NUM, "map": OPT_NUM, "correct": (list, type(None)), "randomly_initialised": bool,
+}
+
+CI_LATENCY_FIELDS = {
+    "variant": str, "frames": int, "input_size": int, "batch": int, "threads": int, "status": str,
+    "samples_ms": list,
+}
+CI_LATENCY_OPTIONAL_FIELDS = {"relative": list, "reference_ms": list, "latency_ms": OPT_NUM, "latency_spread": OPT_NUM}
+
+
+class RecordError(ResultsWriteError):
+    """A record that does not conform to the schema of its run's kind, refused by the writer; the message
+    names the kind, the field and what is wrong."""
+
+
+def envelope(kind: str, run_id: str, created: str, command: list, params: dict, fingerprint: dict,
+             status: str = "running", **extra) -> dict:
+    """The run-level fields of a run file (:data:`RUN_FIELDS`, ``extra`` before the status), its records
+    still empty."""
+    if kind not in RUN_KINDS:
+        raise RecordError(f"unknown run kind {kind!r}; one of {', '.join(RUN_KINDS)}")
+    return {"schema_version": SCHEMA_VERSION, "run_id": run_id, "kind": kind, "created": created,
+            "command": list(command), "params": params, "fingerprint": fingerprint, **extra, "status": status,
+            "records": []}
 
 
 def _check(obj: dict, fields: dict, where: str, required: bool = True) -> list[str]:
@@ -62,21 +108,49 @@ def _check(obj: dict, fields: dict, where: str, required: bool = True) -> list[s
     return problems
 
 
+def _check_status(rec: dict, where: str, default: str | None = None) -> list[str]:
+    """``status`` one of :data:`RECORD_STATUSES` (``default`` when absent; None: required) and an ``error``
+    message on a record that is not ``ok``."""
+    status = rec.get("status", default)
+    if status not in RECORD_STATUSES:
+        return [f"{where}: status {status!r} is not one of {', '.join(RECORD_STATUSES)}"]
+    if status != "ok" and not isinstance(rec.get("error"), str):
+        return [f"{where}: a {status} record needs an 'error' message"]
+    return []
+
+
 def check_record(rec: dict, kind: str, where: str = "record") -> list[str]:
     """Problems with one record of a run of ``kind`` (empty when it conforms)."""
+    if not isinstance(rec, dict):
+        return [f"{where}: is {type(rec).__name__}, expected a JSON object"]
     if kind == "cost":
-        return _check(rec, COST_FIELDS, where)
-    if kind != "runtime":
-        return []
-    problems = _check(rec, RUNTIME_FIELDS, where)
-    if rec.get("status") not in RECORD_STATUSES:
-        problems.append(f"{where}: status {rec.get('status')!r} is not one of {', '.join(RECORD_STATUSES)}")
-    if rec.get("status") in ("oom", "error", "skipped") and not isinstance(rec.get("error"), str):
-        problems.append(f"{where}: a {rec.get('status')} record needs an 'error' message")
-    for fields in (RUNTIME_COST_FIELDS, MODULE_FIELDS, MEMORY_FIELDS_CPU, MEMORY_FIELDS_CUDA, MAX_BATCH_FIELDS):
-        problems += _check(rec, fields, where, required=False)
-    problems += _check(rec, LATENCY_FIELDS, where, required=rec.get("status") == "ok" and "latency_ms" in rec)
-    return problems
+        problems = _check_status(rec, where, default="ok")
+        if rec.get("status", "ok") != "ok":
+            return problems + _check(rec, FAILED_COST_FIELDS, where)
+        return problems + _check(rec, COST_FIELDS, where) + _check(rec, COST_OPTIONAL_FIELDS, where, required=False)
+    if kind == "runtime":
+        problems = _check(rec, RUNTIME_FIELDS, where)
+        if "status" in rec:
+            problems += _check_status(rec, where)
+        for fields in (RUNTIME_COST_FIELDS, MODULE_FIELDS, MEMORY_FIELDS_CPU, MEMORY_FIELDS_CUDA, MAX_BATCH_FIELDS):
+            problems += _check(rec, fields, where, required=False)
+        return problems + _check(rec, LATENCY_FIELDS, where, required=rec.get("status") == "ok" and "latency_ms" in rec)
+    if kind == "accuracy":
+        return _check(rec, ACCURACY_FIELDS, where) + _check(rec, ACCURACY_OPTIONAL_FIELDS, where, required=False)
+    if kind == "latency":
+        problems = _check(rec, CI_LATENCY_FIELDS, where) + _check_status(rec, where)
+        return problems + _check(rec, CI_LATENCY_OPTIONAL_FIELDS, where, required=False)
+    return [f"{where}: unknown run kind {kind!r}; one of {', '.join(RUN_KINDS)}"]
+
+
+def refuse_malformed(rec: dict, kind: str) -> None:
+    """Raise :class:`RecordError` (one line: the kind, the field, what is wrong) unless ``rec`` conforms."""
+    problems = check_record(rec, kind, "record")
+    if problems:
+        variant = rec.get("variant") if isinstance(rec, dict) else None
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise RecordError(f"refused a malformed {kind} record" + (f" of {variant}" if isinstance(variant, str) else "")
+                          + f": {problems[0].removeprefix('record: ')}{more}")
 
 
 def check_run(data: dict) -> list[str]:

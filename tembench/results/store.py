@@ -4,7 +4,9 @@ Every run writes one JSON file ``<runs dir>/<UTC time>-<kind>-<id>.json`` holdin
 version, the environment fingerprint, the command line, the process that writes it (``process``: pid,
 host, start time), a status (``running``, ``complete``, ``interrupted``, ``failed``) and the records
 measured so far. The file is rewritten atomically (temporary file + rename) after every record, so a
-run stopped part-way leaves a readable file with everything measured until then.
+run stopped part-way leaves a readable file with everything measured until then. Every record is
+checked against the schema of the run's kind before it is added (:mod:`tembench.results.schema`);
+:func:`write_run` writes a whole run file (a baseline) in the same envelope.
 
 A run still marked ``running`` whose process is gone (killed with SIGKILL, a crashed machine) is read
 back as ``stale`` (:func:`effective_status`), never as ``running``.
@@ -23,8 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tembench.errors import ResultsWriteError, UsageError
-
-SCHEMA_VERSION = 1
+from tembench.results.schema import SCHEMA_VERSION, envelope, refuse_malformed
 
 
 def default_runs_dir() -> Path:
@@ -50,38 +51,64 @@ def atomic_write_json(path: Path, data: Any) -> None:
         raise
 
 
+def new_run(kind: str, command: list[str] | None = None, params: dict | None = None,
+            fingerprint: dict | None = None, **extra) -> dict:
+    """The envelope of a new run file of ``kind`` (:func:`tembench.results.schema.envelope`): a fresh run
+    id, the creation time, the command line (default ``sys.argv``) and the environment fingerprint
+    (default: this machine's); ``extra`` run-level fields and the status go with it. An unknown kind
+    raises :class:`~tembench.results.schema.RecordError`."""
+    from tembench.env import fingerprint as current_fingerprint
+
+    now = datetime.now(timezone.utc)
+    return envelope(kind, f"{now.strftime('%Y%m%dT%H%M%SZ')}-{kind}-{secrets.token_hex(3)}",
+                    now.isoformat(timespec="seconds"), command if command is not None else sys.argv, params or {},
+                    fingerprint if fingerprint is not None else current_fingerprint(), **extra)
+
+
+def write_run(path: str | Path, kind: str, records: list[dict], status: str = "complete",
+              command: list[str] | None = None, params: dict | None = None, fingerprint: dict | None = None) -> Path:
+    """A whole run file at ``path`` in one atomic write (a baseline, for instance): the envelope of
+    :func:`new_run` and ``records``, each checked against the schema of ``kind`` first, so nothing is
+    written when one is malformed (:class:`~tembench.results.schema.RecordError`)."""
+    for rec in records:
+        refuse_malformed(rec, kind)
+    data = {**new_run(kind, command, params, fingerprint, status=status), "records": list(records)}
+    _write_run_file(Path(path), data)
+    return Path(path)
+
+
+def _write_run_file(path: Path, data: dict, hint: str = "") -> None:
+    try:
+        atomic_write_json(path, data)
+    except OSError as e:
+        raise ResultsWriteError(f"cannot write the run file {path}: {e.strerror or e} "
+                                f"(errno {e.errno}){hint}") from None
+
+
 class RunWriter:
-    """Collects the records of one run and keeps them on disk after every ``add``."""
+    """Collects the records of one run and keeps them on disk after every ``add``; a record that does not
+    conform to the schema of the run's kind is refused (:class:`~tembench.results.schema.RecordError`)."""
 
     def __init__(self, kind: str, out_dir: str | Path | None = None, command: list[str] | None = None,
                  params: dict | None = None, fingerprint: dict | None = None):
-        from tembench.env import fingerprint as current_fingerprint
-
+        data = new_run(kind, command, params, fingerprint, process=this_process())
         out_dir = Path(out_dir) if out_dir is not None else default_runs_dir()
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise UsageError(f"cannot create the results directory {out_dir}: {e.strerror}") from None
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        self.run_id = f"{stamp}-{kind}-{secrets.token_hex(3)}"
+        self.kind = kind
+        self.run_id = data["run_id"]
         self.path = out_dir / f"{self.run_id}.json"
-        self.data = {
-            "schema_version": SCHEMA_VERSION,
-            "run_id": self.run_id,
-            "kind": kind,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "command": command if command is not None else sys.argv,
-            "params": params or {},
-            "fingerprint": fingerprint if fingerprint is not None else current_fingerprint(),
-            "process": this_process(),
-            "status": "running",
-            "records": [],
-        }
+        self.data = data
         self._t0 = time.monotonic()
         self._written = 0
         self._flush()
 
     def add(self, record: dict) -> None:
+        """Append ``record`` and rewrite the file; a malformed record raises
+        :class:`~tembench.results.schema.RecordError` and is not added."""
+        refuse_malformed(record, self.kind)
         self.data["records"].append(record)
         self._flush()
 
@@ -119,11 +146,7 @@ class RunWriter:
         return False
 
     def _flush(self) -> None:
-        try:
-            atomic_write_json(self.path, self.data)
-        except OSError as e:
-            raise ResultsWriteError(f"cannot write the run file {self.path}: {e.strerror or e} "
-                                    f"(errno {e.errno}); free space or pass --out DIR") from None
+        _write_run_file(self.path, self.data, "; free space or pass --out DIR")
         self._written = len(self.data["records"])
 
 
@@ -196,21 +219,6 @@ def load_runs(directory: str | Path | None = None, kind: str | None = None) -> l
             run["status"] = effective_status(run)
             runs.append(run)
     return runs
-
-
-def load(directory: str | Path | None = None, kind: str | None = None, **filters):
-    """Every record of every run as a pandas DataFrame, one row per record.
-
-    Run-level columns come first: ``run_id``, ``kind``, ``run_status``, ``created``, ``hardware_hash``;
-    then the record's own fields (a runtime record's ``status`` is ``ok``, ``oom``, ``error`` or ``skipped``).
-    ``filters`` are those of :func:`tembench.results.query.records` (``patterns``, ``status``, ``device``,
-    ``since``, ``last``, ``where``, ...).
-    """
-    import pandas as pd
-
-    from tembench.results.query import records
-
-    return pd.DataFrame(records(directory, kind=kind, **filters))
 
 
 def find_run(ref: str | Path, runs_dir: str | Path | None = None) -> dict:
