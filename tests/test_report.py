@@ -8,9 +8,13 @@ import pytest
 
 from conftest import run_cli as run
 
+from run_records import write_legacy_run
+
 from tembench.cli import main
-from tembench.report.tables import (Cell, Group, Row, RunSet, TableView, build_tables, latex_escape, load_runset,
-                                    parse_runs_filter, render_tables, table_latex)
+from tembench.report.formats import latex_escape, render_tables, table_latex
+from tembench.report.html import plot_costs
+from tembench.report.tables import Cell, Group, Row, TableView, build_tables
+from tembench.results.runset import RunSet, load_runset, parse_runs_filter
 from tembench.results.store import RunWriter
 
 TAM2_ROWS = ["C2D", "C2D-Pool", "C2D-TConv", "C2D-TIM", "I3D 3x1x1", "TSM*", "TEINet*", "NL C2D",
@@ -36,13 +40,13 @@ def fake_runs(runs_dir):
     acc.add({"variant": "tam/c2d-r50", "dataset": "kinetics400", "frames": 8, "views": "8x3x10", "top1": 0.4,
              "randomly_initialised": True})  # never beside a paper's number
     acc.close()
-    rt = RunWriter("runtime", runs_dir, command=["tembench", "profile", "tsm/tsm-r50", "--latency"])
-    for t, ms in ((8, 100.0), (16, 200.0), (32, 400.0)):
-        rt.add({"variant": "tsm/tsm-r50", "frames": t, "device": "cpu", "latency_ms": {"median": ms, "p90": ms * 1.1},
-                "temporal_ms": 2.5 * t / 8, "status": "ok"})
-    rt.add({"variant": "tsm/tsm-r50", "frames": 64, "device": "cpu", "status": "oom", "error": "out of memory"})
-    rt.add({"variant": "emim/emim-s16", "frames": 16, "device": "cpu", "batch": 1, "latency_ms": 140.0, "status": "ok"})
-    rt.close()
+    # a runtime run as an older writer left it (latency as {median, p90}, fields missing): still read
+    write_legacy_run(runs_dir, "runtime", [
+        *({"variant": "tsm/tsm-r50", "frames": t, "device": "cpu", "latency_ms": {"median": ms, "p90": ms * 1.1},
+           "temporal_ms": 2.5 * t / 8, "status": "ok"} for t, ms in ((8, 100.0), (16, 200.0), (32, 400.0))),
+        {"variant": "tsm/tsm-r50", "frames": 64, "device": "cpu", "status": "oom", "error": "out of memory"},
+        {"variant": "emim/emim-s16", "frames": 16, "device": "cpu", "batch": 1, "latency_ms": 140.0, "status": "ok"},
+    ], ["tembench", "profile", "tsm/tsm-r50", "--latency"])
     return runs_dir
 
 
@@ -206,7 +210,7 @@ def svg_text(plot):
 def test_plots_without_runs_show_what_exists_and_say_so():
     from tembench.report.plots import all_plots
 
-    plots = all_plots(RunSet(), paper="tam")
+    plots = all_plots(RunSet(), plot_costs(RunSet(), "tam"), paper="tam")
     assert [p.name for p in plots] == ["accuracy-vs-gflops", "scaling", "temporal-overhead"]
     for p in plots:
         assert p.png.startswith(b"\x89PNG\r\n\x1a\n") and len(p.png) > 10_000
@@ -220,17 +224,19 @@ def test_plots_with_runs_draw_the_measured_points(fake_runs):
     from tembench.report.plots import accuracy_vs_gflops, scaling, temporal_overhead
 
     runs = load_runset()
-    assert "measured top-1 (run)" in svg_text(accuracy_vs_gflops(runs, paper="tam"))
-    scale = scaling(runs, paper="tam")
+    costs = plot_costs(runs, "tam")
+    assert "measured top-1 (run)" in svg_text(accuracy_vs_gflops(runs, costs))
+    scale = scaling(runs, costs, paper="tam")
     assert "tsm/tsm-r50 [cpu] (k=1.00)" in svg_text(scale) and "no latency runs" not in svg_text(scale)
-    over = temporal_overhead(runs, paper="tam")
+    over = temporal_overhead(runs, costs, paper="tam")
     assert "time added (ms, stored runtime runs)" in svg_text(over)
 
 
 def test_plot_output_is_deterministic():
     from tembench.report.plots import temporal_overhead
 
-    a, b = temporal_overhead(RunSet(), paper="tsm"), temporal_overhead(RunSet(), paper="tsm")
+    costs = plot_costs(RunSet(), "tsm")
+    a, b = temporal_overhead(RunSet(), costs, paper="tsm"), temporal_overhead(RunSet(), costs, paper="tsm")
     assert a.png == b.png and a.svg == b.svg
 
 

@@ -10,6 +10,8 @@ import subprocess
 
 import pytest
 
+from run_records import runtime_rec
+
 from tembench.cli import main
 from tembench.report.plots import PLOT_NAMES
 from tembench.report.tables import table_sources
@@ -31,7 +33,7 @@ def report(tmp_path_factory):
     acc.close()
     rt = RunWriter("runtime", runs, command=["tembench", "profile", "tsm/tsm-r50", "--latency", "--frames", "8,16"])
     for t in (8, 16):
-        rt.add({"variant": "tsm/tsm-r50", "frames": t, "device": "cpu", "latency_ms": 12.5 * t, "temporal_ms": 0.3 * t})
+        rt.add(runtime_rec(frames=t, latency=12.5 * t, temporal_ms=0.3 * t))
     rt.close()
     out_dir = tmp_path_factory.mktemp("report")
     with pytest.raises(SystemExit) as e:

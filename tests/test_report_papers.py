@@ -2,8 +2,10 @@
 import difflib
 from pathlib import Path
 
+from tembench.report.formats import PAPERS_COMMAND, paper_markdown_files
 from tembench.report.plots import PLOT_NAMES
-from tembench.report.tables import PAPERS_COMMAND, RunSet, build_tables, paper_markdown_files
+from tembench.report.tables import build_tables
+from tembench.results.runset import RunSet
 
 PAPERS = Path(__file__).resolve().parent.parent / "results" / "papers"
 

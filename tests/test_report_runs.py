@@ -12,9 +12,12 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from conftest import run_cli as run
+from run_records import runtime_rec
 
 from tembench.report import plots
-from tembench.report.tables import RunSet, build_tables, load_runset
+from tembench.report.html import make_plots, plot_costs
+from tembench.report.tables import build_tables
+from tembench.results.runset import RunSet, load_runset
 from tembench.results.store import RunWriter
 
 TRAINED = {"variant": "tam/tanet-r50", "dataset": "k400", "frames": 8, "views": "8x3x10", "top1": 76.1,
@@ -44,8 +47,7 @@ def mixed_runs(tmp_path):
     add_run(runs, "accuracy", [SYNTHETIC], ["tembench", "eval", "tam/tanet-r50", "--data", "/tmp/ssv1-synth",
                                             "--checkpoint", "tanet_sthv1.pth"])
     add_run(runs, "accuracy", [UNKNOWN], ["tembench", "eval", "tsm/tsm-r50", "--data", "/data/ssv1"])
-    add_run(runs, "runtime", [{"variant": "tsm/tsm-r50", "frames": t, "device": "cpu", "latency_ms": 12.5 * t,
-                               "temporal_ms": 0.3 * t, "status": "ok"} for t in (4, 8, 16, 32)],
+    add_run(runs, "runtime", [runtime_rec(frames=t, latency=12.5 * t, temporal_ms=0.3 * t) for t in (4, 8, 16, 32)],
             ["tembench", "profile", "tsm/tsm-r50", "--latency", "--frames", "4,8,16,32"])
     return runs
 
@@ -75,11 +77,13 @@ def test_runs_without_a_checkpoint_or_on_synthetic_data_are_left_out_by_default(
 
 
 def test_the_plot_has_no_smoke_points_by_default_and_marks_them_when_asked(mixed_runs):
-    text = svg_text(plots.accuracy_vs_gflops(load_runset(f"dir={mixed_runs}"), paper="tam"))
+    runs = load_runset(f"dir={mixed_runs}")
+    text = svg_text(plots.accuracy_vs_gflops(runs, plot_costs(runs, "tam")))
     assert "measured top-1 (run)" in text and "tanet-r50" in text
     assert "c2d-r50" not in text and "random init" not in text and "synthetic" not in text
 
-    plot = plots.accuracy_vs_gflops(load_runset(f"dir={mixed_runs}", include_smoke=True), paper="tam")
+    runs = load_runset(f"dir={mixed_runs}", include_smoke=True)
+    plot = plots.accuracy_vs_gflops(runs, plot_costs(runs, "tam"))
     text = svg_text(plot)
     assert "not comparable: random init, synthetic data or weights not recorded" in text  # the legend
     assert "c2d-r50 (random init)" in text and "tanet-r50 (synthetic data)" in text
@@ -218,7 +222,7 @@ def figures(monkeypatch):
 @pytest.mark.parametrize("smoke", [False, True])
 def test_every_plot_axis_covers_all_its_data(mixed_runs, figures, smoke):
     runs = load_runset(f"dir={mixed_runs}", include_smoke=smoke) if smoke else load_runset(f"dir={mixed_runs}")
-    plots.all_plots(runs, paper="tam")
+    make_plots(runs, "tam")
     assert sorted(figures) == sorted(plots.PLOT_NAMES)
     for name, fig in figures.items():
         assert check_axes_cover_data(fig, name) >= 1, name
@@ -231,6 +235,6 @@ def test_every_plot_axis_covers_all_its_data(mixed_runs, figures, smoke):
 
 
 def test_plots_without_runs_cover_their_data_too(figures):
-    plots.all_plots(RunSet(), paper="tam")
+    make_plots(RunSet(), "tam")
     for name, fig in figures.items():
         check_axes_cover_data(fig, name)

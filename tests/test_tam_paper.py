@@ -1,4 +1,5 @@
-"""TAM paper Tables 2-4 against the measured cost (the registry's claims)."""
+"""TAM paper Tables 2-4 against the measured cost (the registry's claims), judged by the one judge
+(:func:`tembench.report.claims.judge`) with each claim's own tolerance."""
 import pytest
 
 from tembench import count
@@ -12,32 +13,31 @@ def table(source):
 
 
 def test_table2_has_13_rows_in_the_papers_order():
-    from tembench.report.claims import paper_table
+    from tembench.report.tables import build_table
 
-    rows = paper_table("TAM Table 2")
-    assert [r["row"] for r in rows] == [
+    assert [r.label for r in build_table("TAM Table 2").rows] == [
         "C2D", "C2D-Pool", "C2D-TConv", "C2D-TIM", "I3D 3x1x1", "TSM*", "TEINet*", "NL C2D",
         "Global branch", "Local branch", "Global branch + SE", "TANet-R", "TANet"]
 
 
 @pytest.mark.parametrize("metric", ["gflops", "params"])
-def test_table2_rows_match_within_half_a_percent(metric):
+def test_table2_rows_match(metric):
     rows = [r for r in table("TAM Table 2") if r.metric == metric]
-    assert len(rows) == 13
+    assert len(rows) == 13 and {r.tolerance for r in rows} == {0.005}
     for r in rows:
         if (r.variant, r.metric) == TEINET_PARAMS:
             # no natural MEM layout gives the cited 25.11 M; reported, not hidden
-            assert r.status == "mismatch" and abs(r.rel_err) < 0.02
+            assert r.status == "mismatch" and "no natural MEM layout" in r.diagnosis
             continue
-        assert abs(r.rel_err) <= 0.005, (r.row, r.claimed, r.measured)
+        assert r.status == "match", (r.row, r.claimed, r.measured)
 
 
-def test_tanet_rows_of_tables_3_and_4_within_one_percent():
+def test_tanet_rows_of_tables_3_and_4_match():
     for source in ("TAM Table 3", "TAM Table 4"):
         rows = [r for r in table(source) if r.metric == "gflops" and "TANet" in r.row]
-        assert rows
+        assert rows and {r.tolerance for r in rows} == {0.01}
         for r in rows:
-            assert abs(r.rel_err) <= 0.01, (source, r.row, r.claimed, r.measured)
+            assert r.status == "match", (source, r.row, r.claimed, r.measured)
 
 
 def test_known_exact_counts():

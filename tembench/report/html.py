@@ -9,6 +9,10 @@ the cost, the stored runs the report read (command, fingerprint), the dataset fi
 accuracy runs, and the command behind every number. Accuracy runs that only show the pipeline runs
 (random init, synthetic data) are left out, listed with the reason, unless asked for; then they are
 marked wherever they appear.
+
+:func:`write_report` is the pipeline: load the stored runs (:mod:`tembench.results.runset`), build the
+tables' view model (:mod:`tembench.report.tables`, every claim measured and judged), count what the
+plots draw (:func:`plot_costs`), render (:mod:`tembench.report.formats`, :mod:`tembench.report.plots`).
 """
 from __future__ import annotations
 
@@ -21,10 +25,14 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from tembench.errors import UsageError
-from tembench.registry import registry
-from tembench.report.tables import (SMOKE_NOTE, UNITS_NOTE, RunSet, TableView, build_tables, dataset_fingerprint,
-                                    dataset_name, is_accuracy, load_runset, paper_markdown_files, paper_name,
-                                    render_tables, run_command, smoke_reason, table_html)
+from tembench.registry import Registry, registry
+from tembench.report.claims import evaluated
+from tembench.report.formats import paper_markdown_files, paper_name, render_tables, table_html
+from tembench.report.measure import gflops_per_view, temporal_cost
+from tembench.report.plots import PlotCosts, all_plots, cost_needs
+from tembench.report.tables import UNITS_NOTE, TableView, build_tables
+from tembench.results.runset import (SMOKE_NOTE, RunSet, dataset_fingerprint, dataset_name, is_accuracy, load_runset,
+                                     run_command, smoke_reason)
 
 FORMATS = ("html", "markdown", "latex", "csv")
 DEFAULT_FILES = {"html": "tembench-report.html", "markdown": "report.md", "latex": "report.tex", "csv": "report.csv"}
@@ -234,6 +242,20 @@ accuracy and latency come from the stored runs listed after it, each with its ow
 # The entry point behind `tembench report`.
 # ------------------------------------------------------------------------------------------
 
+def plot_costs(runs: RunSet, paper: str | None = None, reg: Registry | None = None) -> PlotCosts:
+    """The cost the plots draw (:func:`tembench.report.plots.cost_needs`), measured and judged here."""
+    reg = reg or registry()
+    needs = cost_needs(runs, paper, reg)
+    return PlotCosts(claims=evaluated(needs.claims, reg),
+                     gflops={(spec.id, t): gflops_per_view(spec, t) for spec, t in needs.gflops},
+                     overhead={spec.id: temporal_cost(spec) for spec in needs.overhead})
+
+
+def make_plots(runs: RunSet, paper: str | None = None, reg: Registry | None = None) -> list:
+    """Every plot of ``paper`` (or of every paper), its cost counted here."""
+    return all_plots(runs, plot_costs(runs, paper, reg), paper, reg)
+
+
 def _write(path: Path, data: str | bytes) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -273,10 +295,8 @@ def write_report(fmt: str = "html", out: str | Path | None = None, paper: str | 
     if out is not None and _is_dir_target(out):
         out_dir = Path(out)
         if fmt == "markdown":
-            from tembench.report.plots import all_plots
-
             whole = paper is None and table is None  # only the whole report rewrites the index and the plots
-            plots = all_plots(runset, paper) if whole else []
+            plots = make_plots(runset, paper) if whole else []
             files = paper_markdown_files(tables, plots=[f"{p.name}.png" for p in plots])
             written = [_write(out_dir / name, text) for name, text in files.items() if whole or name != "README.md"]
             for p in plots:
@@ -285,10 +305,9 @@ def write_report(fmt: str = "html", out: str | Path | None = None, paper: str | 
         out = out_dir / DEFAULT_FILES[fmt]
     if fmt == "html":
         from tembench.env import fingerprint
-        from tembench.report.plots import all_plots
 
         env = {**fingerprint(), "command": command or " ".join(["tembench", *sys.argv[1:]])}
-        text = render_html(tables, all_plots(runset, paper), runset, env)
+        text = render_html(tables, make_plots(runset, paper), runset, env)
         return [_write(Path(out or DEFAULT_FILES["html"]), text)]
     text = render_tables(tables, fmt)
     if out is None:

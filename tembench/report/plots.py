@@ -8,8 +8,10 @@
 * ``temporal-overhead``: what the temporal module adds to its backbone: GFLOPs, params and, where a
   runtime run timed it, milliseconds.
 
-Every plot works with no stored run at all: cost is counted here, on the meta device; panels that
-need latency or accuracy runs say that none exist and show the command that would make them.
+Every plot works with no stored run at all: the cost it draws is counted by the caller, on the meta
+device (:class:`PlotCosts`; :func:`cost_needs` says what to count, :func:`tembench.report.html.plot_costs`
+counts it), never here; panels that need latency or accuracy runs say that none exist and show the command
+that would make them.
 
 Axis limits and labelled ticks come from the data drawn (published and measured, every series): the
 labelled ticks span every point, a frames axis labels every frame count drawn, log axes end on
@@ -21,17 +23,35 @@ from __future__ import annotations
 import io
 import json
 import math
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
 
-from tembench.registry import Registry, VariantSpec, registry
+from tembench.registry import Claim, Registry, VariantSpec, registry
 from tembench.report.claims import ClaimRow
-from tembench.report.tables import (DATASET_LABELS, SMOKE_NOTE, RunSet, dataset_name, evaluated, metric_value,
-                                    smoke_reason, table_sources)
+from tembench.report.tables import DATASET_LABELS, table_sources
+from tembench.results.runset import SMOKE_NOTE, RunSet, dataset_name, metric_value, smoke_reason
 
 PLOT_NAMES = ("accuracy-vs-gflops", "scaling", "temporal-overhead")  # the order of all_plots()
 SCALING_FRAMES = (8, 16, 32)
 PAPER_MARKERS = "osD^vP"
+
+
+@dataclass
+class CostNeeds:
+    """The cost the plots draw, to be counted by the caller (:func:`cost_needs`)."""
+
+    claims: list[Claim]  # the 'gflops' and 'top1' claims of the tables shown, to be measured and judged
+    gflops: list[tuple[VariantSpec, int | None]]  # GFLOPs per view (fvcore) at these frames (None: default)
+    overhead: list[VariantSpec]  # the temporal module's share of GFLOPs and params, at the defaults
+
+
+@dataclass
+class PlotCosts:
+    """The cost the plots draw, counted by the caller: the plots never count."""
+
+    claims: Sequence[ClaimRow] = ()  # the judged claims of :attr:`CostNeeds.claims`
+    gflops: Mapping[tuple[str, int | None], float] = field(default_factory=dict)  # (variant id, frames) -> GFLOPs
+    overhead: Mapping[str, Any] = field(default_factory=dict)  # variant id -> CostResult (temporal_macs, _params)
 
 
 @dataclass
@@ -158,6 +178,27 @@ def representatives(reg: Registry, paper: str | None = None, per_family: int = 2
     return [v for fam in sorted(chosen) for v in sorted(chosen[fam], key=lambda v: v.id)]
 
 
+def _scaling_variants(reg: Registry, paper: str | None) -> list[VariantSpec]:
+    return representatives(reg, paper, per_family=2)
+
+
+def _overhead_variants(reg: Registry, paper: str | None) -> list[VariantSpec]:
+    return list(reversed(representatives(reg, paper, per_family=6, temporal_only=True)))
+
+
+def cost_needs(runs: RunSet, paper: str | None = None, reg: Registry | None = None,
+               frames: Sequence[int] = SCALING_FRAMES) -> CostNeeds:
+    """What :func:`all_plots` draws of cost, for the caller to count into :class:`PlotCosts`."""
+    reg = reg or registry()
+    with_claims = paper is None or any(c.paper == paper.lower() for c in reg.claims())
+    sources = table_sources(paper, None, reg) if with_claims else []  # e.g. the overhead plot of a family
+    claims = [c for c in reg.claims() if c.source in sources and c.metric in ("gflops", "top1")]
+    gflops = {_run_gflops(rec): reg.variants[rec["variant"]] for rec, _ in runs.with_metric("top1")
+              if rec.get("variant") in reg.variants and rec.get("gflops") is None}
+    gflops.update({(v.id, t): v for v in _scaling_variants(reg, paper) for t in frames})
+    return CostNeeds(claims, [(spec, t) for (_, t), spec in gflops.items()], _overhead_variants(reg, paper))
+
+
 def _family_colors(families: Sequence[str]) -> dict[str, str]:
     palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
                "#7f7f7f", "#bcbd22"]
@@ -168,30 +209,29 @@ def _family_colors(families: Sequence[str]) -> dict[str, str]:
 # Top-1 vs GFLOPs per view
 # ------------------------------------------------------------------------------------------
 
-def _accuracy_points(paper: str | None, reg: Registry):
-    """(published points, measured-GFLOPs points, run points) per dataset."""
-    sources = table_sources(paper, None, reg)
-    claims = [c for c in reg.claims() if c.source in sources and (c.metric == "gflops" or c.metric == "top1")]
-    evals = dict(zip(claims, evaluated(claims, reg)))
-    gflops: dict[tuple[str, str], ClaimRow] = {}
-    for c, ev in evals.items():
-        if c.metric == "gflops":
-            gflops[(c.source, c.row or c.variant)] = ev
+def _accuracy_points(judged: Sequence[ClaimRow]) -> dict[str, dict[tuple, dict]]:
+    """Per dataset, each published top-1 with its row's published and measured GFLOPs."""
+    gflops = {(r.source, r.row or r.variant): r for r in judged if r.metric == "gflops"}
     points: dict[str, dict[tuple, dict]] = {}
-    for c, ev in evals.items():
-        g = gflops.get((c.source, c.row or c.variant))
-        if c.metric != "top1" or g is None or not c.dataset:
+    for r in judged:
+        g = gflops.get((r.source, r.row or r.variant))
+        if r.metric != "top1" or g is None or not r.dataset:
             continue
-        key = (c.variant, c.protocol, c.value)
-        points.setdefault(c.dataset, {}).setdefault(key, {
-            "paper": c.paper, "variant": c.variant, "row": c.row, "top1": c.value,
+        key = (r.variant, r.protocol, r.claimed)
+        points.setdefault(r.dataset, {}).setdefault(key, {
+            "paper": r.paper, "variant": r.variant, "row": r.row, "top1": r.claimed,
             "published": g.claimed, "measured": g.measured})
     return points
 
 
-def accuracy_vs_gflops(runs: RunSet, paper: str | None = None, reg: Registry | None = None) -> Plot:
+def _run_gflops(rec: dict) -> tuple[str, int | None]:
+    """The key of :attr:`PlotCosts.gflops` that gives an accuracy record without ``gflops`` its GFLOPs."""
+    return rec.get("variant"), rec.get("frames")
+
+
+def accuracy_vs_gflops(runs: RunSet, costs: PlotCosts, reg: Registry | None = None) -> Plot:
     reg = reg or registry()
-    points = _accuracy_points(paper, reg)
+    points = _accuracy_points(costs.claims)
     run_points: dict[str, list[dict]] = {}
     for rec, run in runs.with_metric("top1"):
         ds = dataset_name(rec) or "unknown"
@@ -200,11 +240,7 @@ def accuracy_vs_gflops(runs: RunSet, paper: str | None = None, reg: Registry | N
             continue
         g = rec.get("gflops")
         if g is None:
-            from tembench.cost import count_spec
-
-            spec = reg.variants[v]
-            g = count_spec(spec, frames=None if spec.is_ensemble else rec.get("frames"),
-                           temporal_baseline=False).macs / 1e9
+            g = costs.gflops[_run_gflops(rec)]
         run_points.setdefault(ds, []).append({"variant": v, "gflops": g, "top1": metric_value(rec, "top1"),
                                               "smoke": smoke_reason(rec, run)})
     datasets = sorted(points, key=lambda d: -len(points[d]))[:3]
@@ -290,19 +326,17 @@ def _latency_series(runs: RunSet) -> dict[tuple[str, str], list[tuple[int, float
     return {k: sorted(v.items()) for k, v in series.items()}
 
 
-def scaling(runs: RunSet, paper: str | None = None, reg: Registry | None = None,
+def scaling(runs: RunSet, costs: PlotCosts, paper: str | None = None, reg: Registry | None = None,
             frames: Sequence[int] = SCALING_FRAMES) -> Plot:
-    from tembench.cost import count_spec
-
     reg = reg or registry()
-    specs = representatives(reg, paper, per_family=2)
+    specs = _scaling_variants(reg, paper)
     colors = _family_colors([v.family for v in specs])
     fig = _figure(12, 4.8)
     ax_g, ax_l = fig.subplots(1, 2)
     drawn: list[str] = []  # families already drawn: a family's second variant is dashed
     gflops: list[float] = []
     for v in specs:
-        ys = [count_spec(v, frames=t, temporal_baseline=False).macs / 1e9 for t in frames]
+        ys = [costs.gflops[(v.id, t)] for t in frames]
         gflops += ys
         k = fit_exponent(frames, ys)
         ls = "--" if v.family in drawn else "-"
@@ -351,13 +385,11 @@ def scaling(runs: RunSet, paper: str | None = None, reg: Registry | None = None,
 # Temporal-module overhead
 # ------------------------------------------------------------------------------------------
 
-def temporal_overhead(runs: RunSet, paper: str | None = None, reg: Registry | None = None) -> Plot:
-    from tembench.cost import count_spec
-
+def temporal_overhead(runs: RunSet, costs: PlotCosts, paper: str | None = None, reg: Registry | None = None) -> Plot:
     reg = reg or registry()
-    specs = list(reversed(representatives(reg, paper, per_family=6, temporal_only=True)))
+    specs = _overhead_variants(reg, paper)
     colors = _family_colors([v.family for v in specs])
-    costs = [count_spec(v) for v in specs]
+    shares = [costs.overhead[v.id] for v in specs]
     ms: dict[str, float] = {}
     for rec, _run in runs.with_metric("temporal_ms"):
         spec = reg.variants.get(rec.get("variant"))
@@ -369,8 +401,8 @@ def temporal_overhead(runs: RunSet, paper: str | None = None, reg: Registry | No
     labels = [f"{v.id} ({v.temporal}, {v.frames}f)" for v in specs]
     ys = list(range(len(specs)))
     cols = [colors[v.family] for v in specs]
-    panels = [("GFLOPs added per view", [(c.temporal_macs or 0) / 1e9 for c in costs]),
-              ("params added (M)", [(c.temporal_params or 0) / 1e6 for c in costs])]
+    panels = [("GFLOPs added per view", [(c.temporal_macs or 0) / 1e9 for c in shares]),
+              ("params added (M)", [(c.temporal_params or 0) / 1e6 for c in shares])]
     for ax, (title, values) in zip(axes, panels):
         ax.barh(ys, values, color=cols)
         for y, val in zip(ys, values):
@@ -403,7 +435,8 @@ def temporal_overhead(runs: RunSet, paper: str | None = None, reg: Registry | No
     return _save(fig, "temporal-overhead", "Temporal-module overhead", caption)
 
 
-def all_plots(runs: RunSet | None = None, paper: str | None = None, reg: Registry | None = None) -> list[Plot]:
-    runs = runs or RunSet()
+def all_plots(runs: RunSet, costs: PlotCosts, paper: str | None = None, reg: Registry | None = None) -> list[Plot]:
+    """Every plot (:data:`PLOT_NAMES`) of ``paper`` (or of every paper), with the cost of :func:`cost_needs`."""
     reg = reg or registry()
-    return [accuracy_vs_gflops(runs, paper, reg), scaling(runs, paper, reg), temporal_overhead(runs, paper, reg)]
+    return [accuracy_vs_gflops(runs, costs, reg), scaling(runs, costs, paper, reg),
+            temporal_overhead(runs, costs, paper, reg)]
