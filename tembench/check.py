@@ -1,10 +1,14 @@
 """CI regression tracking: measure now, load the committed baselines, let :mod:`tembench.gates` judge.
 
-Baselines live in ``results/baselines/`` as run records (the same self-describing JSON files the
-results store writes): ``cost.json`` (every registered variant at its default frames, with
-per-module multiply-adds), ``latency.json`` (CPU latency samples of a small fixed set of variants,
-with the fingerprint of the machine that measured them) and ``motion.json`` (the motion-benchmark
-accuracies with per-clip correctness). ``tembench check --accept`` rewrites them deliberately.
+Baselines live in ``results/baselines/`` as run records (the same self-describing JSON files, in the
+same envelope, the results store writes, each record checked against its kind's schema:
+:func:`tembench.results.store.write_run`): ``cost.json`` (every registered variant at its default
+frames: the cost record of ``tembench profile``, with per-module multiply-adds), ``latency.json``
+(CPU latency samples of a small fixed set of variants, with the fingerprint of the machine that
+measured them) and ``motion.json`` (the motion-benchmark accuracies with per-clip correctness).
+``tembench check --accept`` rewrites them deliberately; files written before the envelope and the cost
+record were one (no run id, a cost record of ``variant``, ``frames``, ``input_size``, ``classes``,
+``macs``, ``params``, ``modules``) load and compare as they are.
 """
 from __future__ import annotations
 
@@ -16,7 +20,8 @@ from typing import Callable
 
 from tembench import gates
 from tembench.errors import BaselineError, UsageError, one_line
-from tembench.results.store import SCHEMA_VERSION, atomic_write_json
+from tembench.results.schema import SCHEMA_VERSION
+from tembench.results.store import write_run
 
 DEFAULT_BASELINE = Path("results/baselines")
 COST_FILE, LATENCY_FILE, MOTION_FILE = "cost.json", "latency.json", "motion.json"
@@ -33,26 +38,21 @@ def _say(progress: Progress | None, gate: str, what: str, t0: float) -> None:
 
 
 def cost_records(patterns: list[str] | None = None, progress: Progress | None = None) -> list[dict]:
-    """Cost of every selected variant at its default frames, with per-module multiply-adds."""
+    """Cost of every selected variant at its default frames (the cost record of ``tembench profile``:
+    :func:`tembench.cost.records.cost_record`), with per-module multiply-adds (``modules``)."""
     from tembench.cost import count_spec
+    from tembench.cost.records import cost_record
     from tembench.registry import registry
 
     out = []
     specs = registry().select(patterns)
     for i, spec in enumerate(specs, 1):
         t0 = time.perf_counter()
-        r = count_spec(spec, temporal_baseline=False)
-        out.append({"variant": spec.id, "frames": r.frames, "input_size": r.input_size, "classes": r.classes,
-                    "macs": r.macs, "params": r.params, "modules": r.module_totals(MODULE_DEPTH)})
+        rec = cost_record(spec, None, None, 1, 1, "fvcore")
+        rec["modules"] = count_spec(spec, temporal_baseline=False).module_totals(MODULE_DEPTH)
+        out.append(rec)
         _say(progress, "cost", f"{i}/{len(specs)} {spec.id}", t0)
     return out
-
-
-def _record_file(kind: str, records: list[dict], extra: dict | None = None) -> dict:
-    from tembench.env import fingerprint
-
-    return {"schema_version": SCHEMA_VERSION, "kind": kind, "fingerprint": fingerprint(),
-            "status": "complete", **(extra or {}), "records": records}
 
 
 def load_baseline(directory: str | Path, name: str) -> dict:
@@ -74,7 +74,7 @@ def load_baseline(directory: str | Path, name: str) -> dict:
 
 
 def _accepted(baseline_dir: Path, name: str, kind: str, current: list[dict]) -> dict:
-    atomic_write_json(Path(baseline_dir) / name, _record_file(kind, current))
+    write_run(Path(baseline_dir) / name, kind, current)
     return load_baseline(baseline_dir, name)
 
 
