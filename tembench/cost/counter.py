@@ -30,6 +30,8 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from tembench.models.meta import meta_build  # noqa: F401  (re-exported: models are built on meta there)
+
 aten = torch.ops.aten
 
 
@@ -354,40 +356,6 @@ def _track_modules(model: nn.Module, stack: list[str]):
         handles.append(module.register_forward_pre_hook(pre))
         handles.append(module.register_forward_hook(post, always_call=True))
     return handles
-
-
-class meta_build(TorchFunctionMode):
-    """Build a model on the meta device without running its weight initialisers.
-
-    In-place initialisers on meta tensors (normal_, uniform_, fill_, ...) go through slow Python
-    decompositions and compute nothing; inside this mode they return their tensor unchanged.
-    ``with meta_build(): model = make()`` gives the same structure and parameter shapes.
-    """
-
-    _INPLACE = {
-        torch.Tensor.normal_, torch.Tensor.uniform_, torch.Tensor.fill_, torch.Tensor.zero_,
-        torch.Tensor.erfinv_, torch.Tensor.mul_, torch.Tensor.add_, torch.Tensor.clamp_,
-        torch.Tensor.copy_, torch.Tensor.div_, torch.Tensor.sub_, torch.Tensor.exponential_,
-    }
-
-    def __enter__(self):
-        self._device = torch.device("meta")
-        self._device.__enter__()
-        return super().__enter__()
-
-    def __exit__(self, *exc):
-        super().__exit__(*exc)
-        return self._device.__exit__(*exc)
-
-    _INIT = {getattr(nn.init, n) for n in (
-        "uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_", "dirac_",
-        "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_", "sparse_")
-        if hasattr(nn.init, n)}
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        if (func in self._INPLACE or func in self._INIT) and args and getattr(args[0], "is_meta", False):
-            return args[0]
-        return func(*args, **(kwargs or {}))
 
 
 def count_params(model: nn.Module) -> int:

@@ -49,6 +49,7 @@ import torch
 import torch.nn as nn
 
 from tembench.models.backbones.clip_vit import CONFIGS, LayerNorm, VisionTransformer, clip_vit
+from tembench.models.meta import building
 from tembench.models.temporal import ila as ila_module
 from tembench.models.temporal import mit as mit_module
 from tembench.models.temporal import spacetime
@@ -176,35 +177,36 @@ def atm_position(position, layers: int) -> int:
 
 def build(backbone: str, temporal: str | None, options: dict[str, Any], frames: int, num_classes: int) -> VideoCLIP:
     cfg = CONFIGS[backbone]
-    visual = clip_vit(backbone)
-    opts = {**option_defaults(temporal), **options}
-    head = opts.pop("head")
-    if head not in HEADS:
-        raise ValueError(f"clip_vit head must be one of {', '.join(HEADS)}, got {head!r}")
-    blocks = visual.transformer.resblocks
-    if temporal == "atm":
-        tconv = opts.pop("tconv")
-        position = atm_position(opts.pop("position"), cfg.layers)
-        blocks[position].control_point_c = TokenATM(cfg.width, frames, **opts)
-        if tconv:
+    with building():
+        visual = clip_vit(backbone)
+        opts = {**option_defaults(temporal), **options}
+        head = opts.pop("head")
+        if head not in HEADS:
+            raise ValueError(f"clip_vit head must be one of {', '.join(HEADS)}, got {head!r}")
+        blocks = visual.transformer.resblocks
+        if temporal == "atm":
+            tconv = opts.pop("tconv")
+            position = atm_position(opts.pop("position"), cfg.layers)
+            blocks[position].control_point_c = TokenATM(cfg.width, frames, **opts)
+            if tconv:
+                for block in blocks:
+                    block.control_point1 = TokenT1D(cfg.width, frames)
+                    block.control_point2 = TokenT1D(cfg.width, frames)
+        elif temporal == "tconv":
             for block in blocks:
-                block.control_point1 = TokenT1D(cfg.width, frames)
-                block.control_point2 = TokenT1D(cfg.width, frames)
-    elif temporal == "tconv":
-        for block in blocks:
-            block.control_point1 = TokenT1D(cfg.width, frames, opts["n_div"])
-            block.control_point2 = TokenT1D(cfg.width, frames, opts["n_div"])
-    elif temporal == "ila":
-        ila_module.insert_ila(blocks, cfg.width, frames, **opts)
-    elif temporal == "xclip":
-        mit_module.insert_cross_frame(blocks, cfg.width, frames)
-    elif temporal in spacetime.BLOCKS:
-        spacetime.insert_blocks(temporal, blocks, cfg.width, frames, **opts)
-    elif temporal == "tshift":
-        for block in blocks:
-            block.control_point1 = spacetime.TokenShift(frames, opts["n_div"])
-    elif temporal is not None:
-        raise KeyError(f"unknown temporal module {temporal!r} for clip_vit; one of {', '.join(TEMPORAL)}")
-    if head != "mean":
-        return VideoXCLIP(visual, cfg.width, cfg.embed_dim, frames, num_classes, head)
-    return VideoCLIP(visual, cfg.embed_dim, frames, num_classes)
+                block.control_point1 = TokenT1D(cfg.width, frames, opts["n_div"])
+                block.control_point2 = TokenT1D(cfg.width, frames, opts["n_div"])
+        elif temporal == "ila":
+            ila_module.insert_ila(blocks, cfg.width, frames, **opts)
+        elif temporal == "xclip":
+            mit_module.insert_cross_frame(blocks, cfg.width, frames)
+        elif temporal in spacetime.BLOCKS:
+            spacetime.insert_blocks(temporal, blocks, cfg.width, frames, **opts)
+        elif temporal == "tshift":
+            for block in blocks:
+                block.control_point1 = spacetime.TokenShift(frames, opts["n_div"])
+        elif temporal is not None:
+            raise KeyError(f"unknown temporal module {temporal!r} for clip_vit; one of {', '.join(TEMPORAL)}")
+        if head != "mean":
+            return VideoXCLIP(visual, cfg.width, cfg.embed_dim, frames, num_classes, head)
+        return VideoCLIP(visual, cfg.embed_dim, frames, num_classes)

@@ -30,6 +30,7 @@ import torch
 import torch.nn as nn
 
 from tembench.models.backbones.resnet import ARCH_SETTINGS, ResNet, append_to_stage, insert_after, stage_channels
+from tembench.models.meta import building
 from tembench.models.temporal import nonlocal_
 from tembench.models.temporal.atm import ATM, COMBINATIONS, EXTRACTORS, OPERATION_SYMBOLS, OPERATIONS
 from tembench.models.temporal.i3d import InflatedConv1x1
@@ -119,15 +120,16 @@ def build(backbone: str, temporal: str | None, options: dict[str, Any], frames: 
             )
         elif slot == "stage_end" and opts.pop("tconv"):  # ATM's T-Conv, per block of ``stages``
             hooks["temporal"] = lambda i, s, c: TemporalConv(c, frames, 3, channelwise=True) if in_stage(s) else None
-    model = VideoResNet(block, layers, num_classes=num_classes, frames=frames, width=width, **hooks)
-    if temporal == "atm":
-        position = opts.pop("position")
-        if position not in (2, 3, 4, 5):
-            raise ValueError(f"ATM position on a ResNet is a stage number 2-5 (res2-res5), got {position!r}")
-        if opts["downsample"] == "auto":
-            opts["downsample"] = position in (2, 3)
-        stage = f"layer{position - 1}"
-        append_to_stage(model, stage, "atm", factory(stage_channels(model, stage), frames, **opts))
-    if temporal == "nonlocal":
-        insert_after(model, opts["positions"], lambda c: nonlocal_.NonLocal3d(c, frames))
-    return model
+    with building():  # on the meta device: initialisers skipped
+        model = VideoResNet(block, layers, num_classes=num_classes, frames=frames, width=width, **hooks)
+        if temporal == "atm":
+            position = opts.pop("position")
+            if position not in (2, 3, 4, 5):
+                raise ValueError(f"ATM position on a ResNet is a stage number 2-5 (res2-res5), got {position!r}")
+            if opts["downsample"] == "auto":
+                opts["downsample"] = position in (2, 3)
+            stage = f"layer{position - 1}"
+            append_to_stage(model, stage, "atm", factory(stage_channels(model, stage), frames, **opts))
+        if temporal == "nonlocal":
+            insert_after(model, opts["positions"], lambda c: nonlocal_.NonLocal3d(c, frames))
+        return model

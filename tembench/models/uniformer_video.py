@@ -24,6 +24,7 @@ from typing import Any
 import torch.nn as nn
 
 from tembench.models.backbones.uniformer import ARCH_SETTINGS, UniFormer, uniformer
+from tembench.models.meta import building
 from tembench.models.temporal.emim import AV_DIMS, SAMPLINGS, EMIMAttention
 
 BACKBONES = tuple(ARCH_SETTINGS)
@@ -90,4 +91,5 @@ def build(backbone: str, temporal: str | None, options: dict[str, Any], frames: 
         attention = _emim_hook(opts)
     elif temporal is not None:
         raise ValueError(f"unknown temporal module {temporal!r} for UniFormer; one of {', '.join(TEMPORAL)}")
-    return uniformer(backbone, num_classes=num_classes, stem_stride=opts["stem_stride"], attention=attention)
+    with building():
+        return uniformer(backbone, num_classes=num_classes, stem_stride=opts["stem_stride"], attention=attention)

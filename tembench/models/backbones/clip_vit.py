@@ -9,7 +9,8 @@ mlp.c_proj, ln_2}``, ``ln_post``, ``proj``.
 Pre-LN blocks, QuickGELU (x * sigmoid(1.702 x)), LayerNorm computed in fp32, sequence-first token
 layout (L, N, D) as in CLIP. Attention is written with explicit ``q @ k^T`` and ``attn @ v`` batched
 matmuls (not ``nn.MultiheadAttention.forward`` or ``scaled_dot_product_attention``) so that a counter
-sees them; the parameters keep ``nn.MultiheadAttention``'s names.
+sees them; the parameters keep ``nn.MultiheadAttention``'s names. These three building blocks live in
+:mod:`tembench.models.layers`, shared with the temporal modules.
 
 Module paths a counting convention can single out (``visual.`` prefix in the video model):
 
@@ -37,8 +38,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["VisionTransformer", "ResidualAttentionBlock", "Attention", "ControlPoint", "CONFIGS",
-           "CLIP_NAMES", "clip_vit"]
+from tembench.models.layers import Attention, LayerNorm, QuickGELU
+
+__all__ = ["VisionTransformer", "ResidualAttentionBlock", "Attention", "LayerNorm", "QuickGELU", "ControlPoint",
+           "CONFIGS", "CLIP_NAMES", "clip_vit"]
 
 
 @dataclass(frozen=True)
@@ -69,53 +72,12 @@ CONFIGS: dict[str, ViTConfig] = {
 CLIP_NAMES = {"ViT-B/32": "vit-b32", "ViT-B/16": "vit-b16", "ViT-L/14": "vit-l14", "ViT-L/14@336px": "vit-l14-336"}
 
 
-class LayerNorm(nn.LayerNorm):
-    """LayerNorm computed in fp32 (CLIP's fp16-safe subclass)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        dtype = x.dtype
-        return super().forward(x.float()).to(dtype)
-
-
-class QuickGELU(nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.sigmoid(1.702 * x)
-
-
 class ControlPoint(nn.Identity):
     """An identity slot for a temporal module; ``inplanes`` is the token width (ATM's ``AfterReconstruction``)."""
 
     def __init__(self, inplanes: int):
         super().__init__()
         self.inplanes = inplanes
-
-
-class Attention(nn.Module):
-    """Multi-head self-attention with ``nn.MultiheadAttention``'s parameter names, explicit matmuls.
-
-    x: (L, N, D) -> (L, N, D). Same result as ``nn.MultiheadAttention(D, heads)(x, x, x)[0]``.
-    """
-
-    def __init__(self, width: int, heads: int):
-        super().__init__()
-        self.width, self.heads = width, heads
-        self.in_proj_weight = nn.Parameter(torch.empty(3 * width, width))
-        self.in_proj_bias = nn.Parameter(torch.empty(3 * width))
-        self.out_proj = nn.Linear(width, width)
-        nn.init.xavier_uniform_(self.in_proj_weight)
-        nn.init.zeros_(self.in_proj_bias)
-        nn.init.zeros_(self.out_proj.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        length, n, d = x.shape
-        h, hd = self.heads, d // self.heads
-        q, k, v = F.linear(x, self.in_proj_weight, self.in_proj_bias).chunk(3, dim=-1)
-        # (L, N, D) -> (N*heads, L, head_dim)
-        q, k, v = (t.reshape(length, n * h, hd).transpose(0, 1) for t in (q, k, v))
-        attn = torch.bmm(q * hd**-0.5, k.transpose(1, 2)).softmax(dim=-1)  # (N*h, L, L)
-        out = torch.bmm(attn, v)  # (N*h, L, hd)
-        out = out.transpose(0, 1).reshape(length, n, d)
-        return self.out_proj(out)
 
 
 class ResidualAttentionBlock(nn.Module):
@@ -168,10 +130,7 @@ class VisionTransformer(nn.Module):
         self._init_blocks(width, layers)
 
     def _init_blocks(self, width: int, layers: int) -> None:
-        """CLIP's ``initialize_parameters`` for the visual blocks (weights are normally loaded).
-        Skipped on the meta device, where there are no values (and ``normal_`` is slow)."""
-        if self.proj.is_meta:
-            return
+        """CLIP's ``initialize_parameters`` for the visual blocks (weights are normally loaded)."""
         proj_std = width**-0.5 * (2 * layers) ** -0.5
         for block in self.transformer.resblocks:
             nn.init.normal_(block.attn.in_proj_weight, std=width**-0.5)

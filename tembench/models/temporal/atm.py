@@ -359,14 +359,13 @@ class TokenT1D(nn.Module):
         super().__init__()
         self.frames, self.n_div = frames, n_div
         self.conv = nn.Conv1d(channels, channels, kernel_size=3, padding=1, groups=channels, bias=False)
-        if not self.conv.weight.is_meta:
-            fold = channels // n_div
-            with torch.no_grad():
-                w = self.conv.weight
-                w.zero_()
-                w[:fold, 0, 2] = 1
-                w[fold : 2 * fold, 0, 0] = 1
-                w[2 * fold :, 0, 1] = 1
+        fold = channels // n_div
+        with torch.no_grad():
+            w = self.conv.weight
+            w.zero_()
+            w[:fold, 0, 2] = 1
+            w[fold : 2 * fold, 0, 0] = 1
+            w[2 * fold :, 0, 1] = 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         length, nt, d = x.shape

@@ -54,19 +54,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from tembench.models.layers import QuickGELU  # the activation of the official ``motion_conv``
+
 __all__ = ["EMIMAttention", "QuickGELU", "SAMPLINGS", "AV_DIMS", "RELEASED_AV_DIMS", "PAD_VALUE"]
 
 SAMPLINGS = ("sliding", "non-sliding")
 AV_DIMS = ("released", "full")  # context channels per head: the released kernel's first 32, or all
 RELEASED_AV_DIMS = 32  # nattenav forward kernel: 8 threads per head x 4 channels each
 PAD_VALUE = 1e-6  # the official boundary padding constant (§3.3 "pad the boundary with ... 1e-6")
-
-
-class QuickGELU(nn.Module):
-    """x * sigmoid(1.702 x), the activation of the official ``motion_conv``."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.sigmoid(1.702 * x)
 
 
 class EMIMAttention(nn.Module):

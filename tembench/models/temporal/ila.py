@@ -58,7 +58,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from tembench.models.backbones.clip_vit import LayerNorm
+from tembench.models.layers import LayerNorm
 
 INTERACTIVE = ("k400", "ssv2")
 ALIGN = ("conv", "window", "none")
@@ -71,35 +71,6 @@ JITTER = 0.2  # training-time offsets of the 3x3 jittered points
 JITTER_OFFSETS = ((0, 0), (0, 1), (1, 0), (0, -1), (-1, 0), (1, 1), (-1, -1), (1, -1), (-1, 1))
 HIDDEN = 256  # interactive channels (128 per frame of a pair)
 POINT_HIDDEN = 128
-
-
-class _MetaSkipsInit:
-    """Mixin: no weight initialisation on the meta device (cost counting builds the model there and
-    never reads values; PyTorch's initialisers on meta tensors run slow Python decompositions)."""
-
-    def reset_parameters(self) -> None:
-        if not next(self.parameters(recurse=False), torch.empty(0)).is_meta:
-            super().reset_parameters()
-
-
-class Conv1d(_MetaSkipsInit, nn.Conv1d):
-    pass
-
-
-class Conv2d(_MetaSkipsInit, nn.Conv2d):
-    pass
-
-
-class Conv3d(_MetaSkipsInit, nn.Conv3d):
-    pass
-
-
-class Linear(_MetaSkipsInit, nn.Linear):
-    pass
-
-
-class BatchNorm2d(_MetaSkipsInit, nn.BatchNorm2d):
-    pass
 
 
 def cat(tensors: list[torch.Tensor], dim: int) -> torch.Tensor:
@@ -153,8 +124,9 @@ class DepthSeparableConv(nn.Module):
 
     def __init__(self, cin: int, cout: int):
         super().__init__()
-        self.depthwise_conv = nn.Sequential(Conv2d(cin, cin, 3, padding=1, groups=cin), BatchNorm2d(cin), nn.ReLU())
-        self.pointwise_conv = nn.Sequential(Conv2d(cin, cout, 1), BatchNorm2d(cout), nn.ReLU())
+        self.depthwise_conv = nn.Sequential(nn.Conv2d(cin, cin, 3, padding=1, groups=cin), nn.BatchNorm2d(cin),
+                                            nn.ReLU())
+        self.pointwise_conv = nn.Sequential(nn.Conv2d(cin, cout, 1), nn.BatchNorm2d(cout), nn.ReLU())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return run_layers(self.pointwise_conv, run_layers(self.depthwise_conv, x))
@@ -169,8 +141,8 @@ class WindowAttention(nn.Module):
     def __init__(self, channels: int, cout: int, window: int = 3):
         super().__init__()
         self.window, self.heads = window, max(1, channels // 64)
-        self.qkv = Linear(channels, 3 * channels)
-        self.proj = Linear(channels, cout)
+        self.qkv = nn.Linear(channels, 3 * channels)
+        self.proj = nn.Linear(channels, cout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
@@ -222,13 +194,13 @@ class PairsToChannels(nn.Module):
 
 def _interactive_block(width: int, interactive: str, align: str) -> nn.Module:
     if align == "window":
-        return Layers(WindowAttention(2 * width, HIDDEN), BatchNorm2d(HIDDEN), nn.ReLU())
+        return Layers(WindowAttention(2 * width, HIDDEN), nn.BatchNorm2d(HIDDEN), nn.ReLU())
     if interactive == "k400":
         return Layers(DepthSeparableConv(2 * width, HIDDEN),
-                      Conv2d(HIDDEN, HIDDEN, 3, padding=1), BatchNorm2d(HIDDEN), nn.ReLU())
+                      nn.Conv2d(HIDDEN, HIDDEN, 3, padding=1), nn.BatchNorm2d(HIDDEN), nn.ReLU())
     if interactive == "ssv2":
-        return Layers(Conv2d(2 * width, HIDDEN, 3, padding=1), BatchNorm2d(HIDDEN), nn.ReLU(),
-                             Conv2d(HIDDEN, HIDDEN, 3, padding=1), BatchNorm2d(HIDDEN), nn.ReLU())
+        return Layers(nn.Conv2d(2 * width, HIDDEN, 3, padding=1), nn.BatchNorm2d(HIDDEN), nn.ReLU(),
+                      nn.Conv2d(HIDDEN, HIDDEN, 3, padding=1), nn.BatchNorm2d(HIDDEN), nn.ReLU())
     raise ValueError(f"ILA interactive block must be one of {', '.join(INTERACTIVE)}, got {interactive!r}")
 
 
@@ -253,17 +225,16 @@ class ILA(nn.Module):
             return
         self.interactive_block = _interactive_block(width, interactive, align)
         if tokens:
-            self.fc = Linear(POINT_HIDDEN, width)
-            self.conv = Conv3d(POINT_HIDDEN, POINT_HIDDEN, (3, 1, 1), padding=(1, 0, 0))
+            self.fc = nn.Linear(POINT_HIDDEN, width)
+            self.conv = nn.Conv3d(POINT_HIDDEN, POINT_HIDDEN, (3, 1, 1), padding=(1, 0, 0))
         self.prediction_block = Layers(
-            Conv2d(HIDDEN, POINT_HIDDEN, 3, padding=1), BatchNorm2d(POINT_HIDDEN), MaxPool(2), nn.ReLU(),
-            Conv2d(POINT_HIDDEN, POINT_HIDDEN, 3, padding=1), BatchNorm2d(POINT_HIDDEN), MaxPool(2), nn.ReLU(),
+            nn.Conv2d(HIDDEN, POINT_HIDDEN, 3, padding=1), nn.BatchNorm2d(POINT_HIDDEN), MaxPool(2), nn.ReLU(),
+            nn.Conv2d(POINT_HIDDEN, POINT_HIDDEN, 3, padding=1), nn.BatchNorm2d(POINT_HIDDEN), MaxPool(2), nn.ReLU(),
             GlobalMaxPool(), PairsToChannels(frames - 1),
-            Conv1d(POINT_HIDDEN, 64, 1, groups=2), nn.ReLU(), Conv1d(64, 4, 1, groups=2), nn.Tanh(),
+            nn.Conv1d(POINT_HIDDEN, 64, 1, groups=2), nn.ReLU(), nn.Conv1d(64, 4, 1, groups=2), nn.Tanh(),
         )
-        if not self.prediction_block[12].weight.is_meta:
-            nn.init.zeros_(self.prediction_block[12].weight)
-            nn.init.zeros_(self.prediction_block[12].bias)
+        nn.init.zeros_(self.prediction_block[12].weight)
+        nn.init.zeros_(self.prediction_block[12].bias)
 
     def align_decay(self) -> None:
         """Halve the training-time jitter (the code does it every epoch from epoch 30 on)."""
@@ -333,16 +304,15 @@ class ILABlock(nn.Module):
         self.control_point_c, self.control_point1, self.control_point2 = (
             base.control_point_c, base.control_point1, base.control_point2)
         if message:
-            self.message_fc = Linear(width, width)
+            self.message_fc = nn.Linear(width, width)
             self.message_ln = LayerNorm(width)
         self.message_attn = ILA(width, frames, interactive, align, tokens=fusion == "released")
         if fusion == "released":
-            self.temporal_skip_fc = Linear(width, width)
-            self.temporal_skip_align_fc = Linear(width, width)
+            self.temporal_skip_fc = nn.Linear(width, width)
+            self.temporal_skip_align_fc = nn.Linear(width, width)
             for fc in (self.temporal_skip_fc, self.temporal_skip_align_fc):
-                if not fc.weight.is_meta:
-                    nn.init.zeros_(fc.weight)
-                    nn.init.zeros_(fc.bias)
+                nn.init.zeros_(fc.weight)
+                nn.init.zeros_(fc.bias)
         self.pooled: torch.Tensor | None = None  # (N, T-1, 2, D), for the alignment loss
 
     def _align(self, x: torch.Tensor):

@@ -26,7 +26,7 @@ from collections import OrderedDict
 import torch
 import torch.nn as nn
 
-from tembench.models.backbones.clip_vit import Attention, LayerNorm, QuickGELU
+from tembench.models.layers import Attention, LayerNorm, QuickGELU
 
 
 class CrossFrameBlock(nn.Module):
@@ -84,8 +84,7 @@ class MultiframeIntegrationTransformer(nn.Module):
                  dropout: float = 0.5):
         super().__init__()
         self.positional_embedding = nn.Parameter(torch.zeros(1, frames, embed_dim))
-        if not self.positional_embedding.is_meta:
-            nn.init.trunc_normal_(self.positional_embedding, std=0.02)
+        nn.init.trunc_normal_(self.positional_embedding, std=0.02)
         self.resblocks = nn.Sequential(*[MITBlock(embed_dim) for _ in range(layers)])
         if classes is not None:
             self.classify_head = nn.Sequential(nn.LayerNorm(embed_dim), nn.Dropout(dropout),

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from tembench.models.backbones.clip_vit import Attention, LayerNorm
+from tembench.models.layers import Attention, LayerNorm
 
 
 def _take_clip_parts(block: nn.Module, base: nn.Module) -> None:
@@ -77,9 +77,8 @@ class TemporalAttention(nn.Module):
         self.temporal_ln = LayerNorm(width)
         self.temporal_attn = Attention(width, max(1, width // 64))
         self.temporal_fc = nn.Linear(width, width)
-        if not self.temporal_fc.weight.is_meta:
-            nn.init.zeros_(self.temporal_fc.weight)
-            nn.init.zeros_(self.temporal_fc.bias)
+        nn.init.zeros_(self.temporal_fc.weight)
+        nn.init.zeros_(self.temporal_fc.bias)
 
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
         """(hw, N*T, D) -> the temporal update (hw, N*T, D)."""

@@ -15,8 +15,6 @@ import torch.nn as nn
 
 def shift_init_(weight: torch.Tensor, fold_div: int = 8) -> None:
     """TSM-style init of a depthwise (C, 1, K, 1, 1) temporal kernel (K = 3)."""
-    if weight.is_meta:
-        return
     c, k = weight.shape[0], weight.shape[2]
     fold = c // fold_div
     with torch.no_grad():
