@@ -1,9 +1,12 @@
 """VariantSpec -> nn.Module.
 
-Each architecture family is one module (``resnet_video``, ``clip_video``, ``uniformer_video``) that
-exposes ``BACKBONES``, ``TEMPORAL`` (the temporal modules it can host), ``option_defaults(temporal)``
-and ``build(backbone, temporal, options, frames, num_classes)``. Every model takes a clip tensor
-(batch, channels, frames, height, width) and returns logits (batch, classes).
+Each host (the registry's ``arch``) is one module (``resnet_video``, ``clip_video``, ``uniformer_video``)
+that exposes ``HOST`` (its name), ``BACKBONES``, ``OPTIONS`` (its own options, as
+:class:`~tembench.models.protocol.Option`), ``option_defaults(temporal)``, ``input_problem(backbone, size)``
+and ``build(backbone, temporal, options, frames, num_classes)``. The temporal modules a host can take are
+the protocol's catalogue (:mod:`tembench.models.protocol`), looked up by (host, name), and so are their
+options. Every model takes a clip tensor (batch, channels, frames, height, width) and returns logits
+(batch, classes).
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from typing import Any
 import torch.nn as nn
 
 from tembench.errors import UsageError
+from tembench.models import protocol
 from tembench.registry import VariantSpec, get_variant
 
 ARCHS = {
@@ -32,29 +36,19 @@ def arch_module(arch: str) -> ModuleType:
 
 def option_problem(default: Any, value: Any, choices: tuple | None) -> str | None:
     """Why ``value`` cannot be given to an option whose default is ``default`` (None when it can): the
-    same kind of value as the default (a bool, an integer, a number, a list), and one of ``choices``
-    (for a list, each element) when the option has them."""
-    def kind(v):
-        return "bool" if isinstance(v, bool) else "int" if isinstance(v, int) else \
-            "number" if isinstance(v, float) else type(v).__name__
-
-    want, got = kind(default), kind(value)
-    if not isinstance(default, str) and want != got and not (want == "number" and got == "int"):
-        article = "an " if want == "int" else "a "
-        return f"expected {article}{'integer' if want == 'int' else want}, got {value!r}"
-    if choices is not None:
-        items = value if isinstance(value, list) else [value]
-        bad = [v for v in items if v not in choices or isinstance(v, bool) != any(
-            isinstance(c, bool) and c == v for c in choices)]
-        if bad:
-            return f"{bad[0]!r} is not one of {', '.join(map(repr, choices))}"
-    return None
+    same kind of value as the default (a bool, an integer, a number, a list; a string default takes any
+    kind), and one of ``choices`` (for a list, each element) when the option has them. A temporal module's
+    options declare their types themselves (:meth:`tembench.models.protocol.Option.problem`)."""
+    if isinstance(default, str):
+        kinds = (str, bool, int, float, list, dict)
+        return protocol.Option(default, type=kinds, choices=choices).problem(value)
+    return protocol.Option(default, choices=choices).problem(value)
 
 
 def check_variant(spec: VariantSpec, fail) -> None:
     """The registry check of what only the models know: the arch, backbone and temporal module exist
-    and every option is one the module takes, with a value it accepts (``fail(key, problem)`` otherwise).
-    Install it with ``registry().check([check_variant])``."""
+    and every option is one the module (or the host) takes, with a value it accepts (``fail(key,
+    problem)`` otherwise). Install it with ``registry().check([check_variant])``."""
     if spec.is_ensemble:
         return
     try:
@@ -64,16 +58,17 @@ def check_variant(spec: VariantSpec, fail) -> None:
     if spec.backbone not in module.BACKBONES:
         fail("backbone", f"unknown backbone {spec.backbone!r} for arch {spec.arch!r}; "
                          f"one of {', '.join(module.BACKBONES)}")
-    if spec.temporal is not None and spec.temporal not in module.TEMPORAL:
-        fail("temporal", f"unknown temporal module {spec.temporal!r} for arch {spec.arch!r}; "
-                         f"one of {', '.join(module.TEMPORAL)}")
-    allowed = module.option_defaults(spec.temporal)
-    choices = getattr(module, "OPTION_CHOICES", {})
+    try:
+        table = protocol.option_table(module.HOST, module.OPTIONS, spec.temporal)
+    except KeyError as e:
+        fail("temporal", str(e.args[0]))
+    except ValueError as e:  # a spec that does not fit its host (bad host_defaults, a shadowed option)
+        fail("temporal", str(e))
     owner = spec.temporal or "the plain backbone"
     for key, value in spec.options.items():
-        if key not in allowed:
-            fail(f"options.{key}", f"not an option of {owner}; known: {', '.join(allowed) or 'none'}")
-        problem = option_problem(allowed[key], value, choices.get(key))
+        if key not in table:
+            fail(f"options.{key}", f"not an option of {owner}; known: {', '.join(table) or 'none'}")
+        problem = table[key].problem(value)
         if problem:
             fail(f"options.{key}", f"{problem} (option of {owner})")
 
@@ -81,12 +76,11 @@ def check_variant(spec: VariantSpec, fail) -> None:
 def baseline_spec(spec: VariantSpec) -> VariantSpec:
     """The same backbone with no temporal module: the baseline of ``temporal_gflops``.
 
-    Options that configure the backbone itself (those the arch takes without a temporal module, e.g.
-    UniFormer's ``stem_stride``) keep their effective values (given, or defaulted by the temporal
-    module: EMIM's stride-1 stem)."""
+    The host's own options (e.g. UniFormer's ``stem_stride``) keep their effective values (given, or
+    defaulted by the temporal module: EMIM's stride-1 stem)."""
     module = arch_module(spec.arch)
     effective = {**module.option_defaults(spec.temporal), **spec.options}
-    options = {k: effective[k] for k in module.option_defaults(None) if k in effective}
+    options = {k: effective[k] for k in module.OPTIONS if k in effective}
     return replace(spec, temporal=None, options=options, claims=())
 
 
@@ -104,18 +98,9 @@ def check_input(spec: VariantSpec, frames: int | None = None, size: int | None =
         for m in spec.members:
             check_input(get_variant(m.variant), m.frames, size)
         return
-    if spec.arch == "clip_vit":
-        from tembench.models.backbones.clip_vit import CONFIGS
-
-        patch = CONFIGS[spec.backbone].patch
-        if size % patch:
-            lo, hi = size // patch * patch, (size // patch + 1) * patch
-            raise UsageError(f"{spec.id}: a {spec.backbone} input size must be a multiple of its patch size {patch} "
-                             f"(the position embedding is interpolated to size/patch), got {size}; "
-                             f"try {lo or hi} or {hi}")
-    elif spec.arch == "uniformer" and size < 32:
-        raise UsageError(f"{spec.id}: UniFormer downsamples by 32 (4, then 2, 2, 2); its input size must be at "
-                         f"least 32, got {size}")
+    problem = arch_module(spec.arch).input_problem(spec.backbone, size)
+    if problem:
+        raise UsageError(f"{spec.id}: {problem}")
 
 
 def build_from_spec(spec: VariantSpec, frames: int | None = None, num_classes: int | None = None,

@@ -7,23 +7,13 @@ With no temporal module this is the CLIP frame-mean baseline ("mean pooling", AT
 State-dict keys: ``visual.*`` (CLIP's names) and ``fc.*``, so an ATM checkpoint (DeepSpeed container
 key ``module``) loads with no missing or unexpected keys.
 
-Where the temporal modules go, in one place (``visual.transformer.resblocks.{i}``):
-
-=========  ===========================================================================================
-``atm``    :class:`~tembench.models.temporal.atm.TokenATM` as ``control_point_c`` of block ``position``
-           (0-based, i.e. after ``position`` blocks; default 7 of 12 for ViT-B, 14 of 24 for ViT-L,
-           as the code's ``make_ATM``), plus, when ``tconv`` is on, ``TokenT1D`` on the [CLS] token as
-           ``control_point1`` and ``control_point2`` of every block
-``tconv``  ``TokenT1D`` only (ATM Table 2b, "T-Conv")
-``ila``    :class:`~tembench.models.temporal.ila.ILABlock` (CLIP block + ILA, the IST block) in place of
-           the blocks ``blocks`` (``"all"`` or 0-based indices), see :mod:`~tembench.models.temporal.ila`
-``xclip``  :class:`~tembench.models.temporal.mit.CrossFrameBlock` (X-CLIP message tokens) in every block
-``joint``  :class:`~tembench.models.temporal.spacetime.JointBlock` (joint space-time attention, ``mode``
-           ``replace`` or ``add``), every block
-``divided`` :class:`~tembench.models.temporal.spacetime.DividedBlock` (TimeSformer), every block
-``ata``    :class:`~tembench.models.temporal.spacetime.ATABlock` (Hungarian-aligned temporal attention)
-``tshift`` :class:`~tembench.models.temporal.spacetime.TokenShift` as ``control_point1`` of every block
-=========  ===========================================================================================
+Temporal modules plug in through the slots of :mod:`tembench.models.protocol`, per block
+``visual.transformer.resblocks.{i}``: ``clip_vit.block`` (the whole block is replaced: ILA's IST block,
+X-CLIP's cross-frame block, TimeSformer's joint and divided blocks, ATA), ``clip_vit.block_start``
+(``control_point_c``: ATM), ``clip_vit.before_attention`` (``control_point1``: ATM's T-Conv, token shift)
+and ``clip_vit.before_mlp`` (``control_point2``: T-Conv). Each module declares its slots in its own file
+under :mod:`tembench.models.temporal`; :func:`build` fills them after the tower is built, slot by slot
+(``block``, ``block_start``, ``before_attention``, ``before_mlp``), each over blocks 0 to depth-1.
 
 Heads (option ``head`` of every variant, a backbone option, so a temporal module's baseline keeps it):
 
@@ -48,52 +38,21 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from tembench.models.backbones.clip_vit import CONFIGS, LayerNorm, VisionTransformer, clip_vit
+from tembench.models.backbones.clip_vit import CONFIGS, VisionTransformer, clip_vit
+from tembench.models.layers import LayerNorm
 from tembench.models.meta import building
-from tembench.models.temporal import ila as ila_module
+from tembench.models import protocol
+from tembench.models.protocol import Option, Plan
 from tembench.models.temporal import mit as mit_module
-from tembench.models.temporal import spacetime
-from tembench.models.temporal import atm as atm_module
-from tembench.models.temporal.atm import TokenATM, TokenT1D
 
+HOST = "clip_vit"
 BACKBONES = tuple(CONFIGS)
-
-ATM_OPTIONS: dict[str, Any] = {
-    "operations": ["mul", "sub"],  # applied in this order (the code: SimBlock, then DiffBlock)
-    "context": 4,  # the paper's Z (the code's window[0] = Z + 1, anchor included)
-    "window": 9,  # P, the correlation neighbourhood P x P
-    "position": "auto",  # block index: 7 for 12-layer towers, 14 for 24-layer towers
-    "extractor": "conv",
-    "combination": "atm",
-    "hidden": 64,
-    "downsample": False,  # the 28 -> 14 trick is for CNN feature maps
-    "tconv": True,
-}
-ILA_OPTIONS: dict[str, Any] = {
-    "blocks": "all",  # "all" or 0-based block indices (ILA Table 7: [0, 1, 2] is "Block 1-3")
-    "fusion": "released",  # released | token (the paper's MI token) | add | concat
-    "interactive": "k400",  # k400 (depthwise-separable) | ssv2 (full 3x3 convolution)
-    "align": "conv",  # conv (interactive point) | window (3x3 window attention) | none (average pooling)
-    "message": True,  # the released code's message_fc + message_ln in front of the alignment
-}
-TEMPORAL: dict[str, dict[str, Any]] = {
-    "atm": ATM_OPTIONS,
-    "tconv": {"n_div": 4},
-    "ila": ILA_OPTIONS,
-    "xclip": {},
-    "joint": {"mode": "replace"},  # replace: TimeSformer's joint attention; add: CLIP + a joint attention
-    "divided": {},
-    "ata": {},
-    "tshift": {"n_div": 8},
-}
 HEADS = ("mean", "xclip", "xclip-noprompt", "mit-linear")
-BACKBONE_OPTIONS: dict[str, Any] = {"head": "mean"}
-# the allowed values of options (a list option: of its elements), checked when the registry is loaded
-OPTION_CHOICES: dict[str, tuple] = {
-    "head": HEADS, "fusion": ila_module.FUSIONS, "interactive": ila_module.INTERACTIVE, "align": ila_module.ALIGN,
-    "mode": ("replace", "add"), "extractor": atm_module.EXTRACTORS, "combination": atm_module.COMBINATIONS,
-    "operations": atm_module.OPERATIONS + atm_module.OPERATION_SYMBOLS,
-}
+# the host's own options (a temporal module's baseline keeps them)
+OPTIONS: dict[str, Option] = {"head": Option("mean", choices=HEADS, doc="video head, see the module docstring")}
+# (slot, the block attribute it is) in the order they are filled; None: the block itself
+SLOTS = (("clip_vit.block", None), ("clip_vit.block_start", "control_point_c"),
+         ("clip_vit.before_attention", "control_point1"), ("clip_vit.before_mlp", "control_point2"))
 
 
 class VideoCLIP(nn.Module):
@@ -162,51 +121,40 @@ class VideoXCLIP(nn.Module):
 
 
 def option_defaults(temporal: str | None) -> dict[str, Any]:
-    if temporal is None:
-        return dict(BACKBONE_OPTIONS)
-    return {**BACKBONE_OPTIONS, **TEMPORAL[temporal]}
+    return protocol.option_defaults(HOST, OPTIONS, temporal)
 
 
-def atm_position(position, layers: int) -> int:
-    if position == "auto":
-        return 7 if layers == 12 else 14 if layers == 24 else layers // 2
-    if isinstance(position, bool) or not isinstance(position, int) or not 0 <= position < layers:
-        raise ValueError(f"ATM position must be a block index in [0, {layers}) or 'auto', got {position!r}")
-    return position
+def input_problem(backbone: str, size: int) -> str | None:
+    """Why a ``size`` x ``size`` input cannot go through the tower (None when it can)."""
+    patch = CONFIGS[backbone].patch
+    if size % patch:
+        lo, hi = size // patch * patch, (size // patch + 1) * patch
+        return (f"a {backbone} input size must be a multiple of its patch size {patch} (the position embedding "
+                f"is interpolated to size/patch), got {size}; try {lo or hi} or {hi}")
+    return None
 
 
 def build(backbone: str, temporal: str | None, options: dict[str, Any], frames: int, num_classes: int) -> VideoCLIP:
+    if backbone not in CONFIGS:
+        raise ValueError(f"unknown CLIP tower {backbone!r}; one of {', '.join(BACKBONES)}")
     cfg = CONFIGS[backbone]
+    plan = Plan(HOST, OPTIONS, backbone, temporal, options, frames)
+    head = plan.host_options["head"]
     with building():
         visual = clip_vit(backbone)
-        opts = {**option_defaults(temporal), **options}
-        head = opts.pop("head")
-        if head not in HEADS:
-            raise ValueError(f"clip_vit head must be one of {', '.join(HEADS)}, got {head!r}")
         blocks = visual.transformer.resblocks
-        if temporal == "atm":
-            tconv = opts.pop("tconv")
-            position = atm_position(opts.pop("position"), cfg.layers)
-            blocks[position].control_point_c = TokenATM(cfg.width, frames, **opts)
-            if tconv:
-                for block in blocks:
-                    block.control_point1 = TokenT1D(cfg.width, frames)
-                    block.control_point2 = TokenT1D(cfg.width, frames)
-        elif temporal == "tconv":
-            for block in blocks:
-                block.control_point1 = TokenT1D(cfg.width, frames, opts["n_div"])
-                block.control_point2 = TokenT1D(cfg.width, frames, opts["n_div"])
-        elif temporal == "ila":
-            ila_module.insert_ila(blocks, cfg.width, frames, **opts)
-        elif temporal == "xclip":
-            mit_module.insert_cross_frame(blocks, cfg.width, frames)
-        elif temporal in spacetime.BLOCKS:
-            spacetime.insert_blocks(temporal, blocks, cfg.width, frames, **opts)
-        elif temporal == "tshift":
-            for block in blocks:
-                block.control_point1 = spacetime.TokenShift(frames, opts["n_div"])
-        elif temporal is not None:
-            raise KeyError(f"unknown temporal module {temporal!r} for clip_vit; one of {', '.join(TEMPORAL)}")
+        for slot, attribute in SLOTS:
+            for i in range(cfg.layers):
+                path = f"visual.transformer.resblocks.{i}" + (f".{attribute}" if attribute else "")
+                current = blocks[i] if attribute is None else getattr(blocks[i], attribute)
+                module = plan.place(slot, path=path, channels=cfg.width, heads=cfg.heads, block=i,
+                                    blocks=cfg.layers, current=current)
+                if module is None:
+                    continue
+                if attribute is None:
+                    blocks[i] = module
+                else:
+                    setattr(blocks[i], attribute, module)
         if head != "mean":
             return VideoXCLIP(visual, cfg.width, cfg.embed_dim, frames, num_classes, head)
         return VideoCLIP(visual, cfg.embed_dim, frames, num_classes)

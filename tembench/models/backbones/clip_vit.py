@@ -18,8 +18,9 @@ Module paths a counting convention can single out (``visual.`` prefix in the vid
   attention matmuls, output projection ``attn.out_proj``);
 * ``transformer.resblocks.{i}.mlp`` -- the MLP sub-block (``mlp.c_fc``, ``mlp.c_proj``).
 
-Temporal hooks (ATM's "control points", ATM code ``clip/model.py``): every block has three identity
-modules that a temporal module may replace, each taking and returning the (L, N*T, D) token tensor:
+Temporal slots (ATM's "control points", ATM code ``clip/model.py``): every block has three identity
+modules that a temporal module may replace, each taking and returning the (L, N*T, D) token tensor
+(the video host, :mod:`tembench.models.clip_video`, fills them through the temporal-module protocol):
 
 * ``control_point_c`` -- at the very start of the block (ATM sits here, in one block);
 * ``control_point1``  -- right before ``ln_1`` + attention (ATM's T-Conv on the [CLS] token);

@@ -1,15 +1,17 @@
 """ResNet-18/34/50/101/152 (He et al., CVPR 2016), torchvision layout (ResNet v1.5: stride in the 3x3).
 
 State-dict keys are torchvision's (``conv1``, ``bn1``, ``layer{1-4}.{i}.conv1`` ... ``downsample.0/1``,
-``fc``), so ImageNet weights load unchanged. Temporal modules are injected into the residual blocks
-through three optional slots, so that a temporal variant is the same network with extra modules:
+``fc``), so ImageNet weights load unchanged. The residual blocks have three optional slots, built by
+hooks given to :class:`ResNet`, so that a temporal variant is the same network with extra modules
+(the video host, :mod:`tembench.models.resnet_video`, fills them through the temporal-module protocol):
 
 * ``shift``    -- applied to the block input on the residual branch, before ``conv1`` (TSM);
 * ``temporal`` -- applied after ``conv1 -> bn1 -> relu`` (TAM, TIM, T-Conv, pooling, TEINet);
-* ``conv1``    -- may be replaced by an inflated 3x1x1 convolution (I3D 3x1x1).
+* ``conv1``    -- may be replaced by another module of the same shapes (I3D's inflated 3x1x1).
 
-Non-local blocks go *between* blocks, which :func:`insert_after` does; a module that runs once at
-the end of a stage (ATM after the last block of res3) is appended to it by :func:`append_to_stage`.
+An empty slot (None) is the identity. A module that runs after a whole block (non-local) wraps it,
+:func:`follow_block`; a module that runs once at the end of a stage (ATM after the last block of
+res3) is appended to it by :func:`append_to_stage`.
 """
 from __future__ import annotations
 
@@ -18,8 +20,7 @@ from typing import Callable, Optional
 import torch
 import torch.nn as nn
 
-__all__ = ["ResNet", "BasicBlock", "Bottleneck", "resnet", "ARCH_SETTINGS", "insert_after", "append_to_stage",
-           "stage_channels"]
+__all__ = ["ResNet", "BasicBlock", "Bottleneck", "resnet", "ARCH_SETTINGS", "follow_block", "append_to_stage"]
 
 # block factory: (block index in stage, stage index, planes) -> module or None
 BlockHook = Optional[Callable[[int, int, int], Optional[nn.Module]]]
@@ -185,24 +186,10 @@ class _After(nn.Module):
         return self.nl(self.block(x))
 
 
-def insert_after(model: ResNet, positions: dict[str, list[int]], make: Callable[[int], nn.Module]) -> None:
-    """Wrap the given blocks, e.g. ``{"layer2": [0, 2]}``, so that ``make(channels)`` runs after each.
-
-    A wrapped block's keys become ``layerX.i.block.*`` and the new module's ``layerX.i.nl.*``, as in
-    the TSM/TAM repositories' non-local code.
-    """
-    for stage_name, indices in positions.items():
-        stage: nn.Sequential = getattr(model, stage_name)
-        for i in indices:
-            block = stage[i]
-            channels = block.conv3.out_channels if hasattr(block, "conv3") else block.conv2.out_channels
-            stage[i] = _After(block, make(channels))
-
-
-def stage_channels(model: ResNet, stage_name: str) -> int:
-    """Output channels of a stage, e.g. ``stage_channels(model, "layer2")`` (128 for R18, 512 for R50)."""
-    block = next(m for m in getattr(model, stage_name) if isinstance(m, (BasicBlock, Bottleneck)))
-    return block.conv3.out_channels if hasattr(block, "conv3") else block.conv2.out_channels
+def follow_block(stage: nn.Sequential, index: int, module: nn.Module) -> None:
+    """Run ``module`` after block ``index`` of ``stage``: the block is wrapped, so its keys become
+    ``layerX.i.block.*`` and the module's ``layerX.i.nl.*``, as in the TSM/TAM repositories' non-local code."""
+    stage[index] = _After(stage[index], module)
 
 
 def append_to_stage(model: ResNet, stage_name: str, name: str, module: nn.Module) -> None:

@@ -17,7 +17,8 @@ in the EMIM code), which keeps all frames and roughly doubles the cost.
 
 Attention is written with explicit matmuls (no ``scaled_dot_product_attention``) so that its two
 activation matmuls are counted. Any stage-3/4 block's attention can be swapped through the
-``attention`` hook (EMIM does this), keeping the block's ``qkv``/``proj`` names.
+``attention`` hook, keeping the block's ``qkv``/``proj`` names (the video host,
+:mod:`tembench.models.uniformer_video`, fills it through the temporal-module protocol: EMIM).
 
 State-dict names are the official ones: ``patch_embed{1-4}.{proj,norm}``, ``blocks{1-4}.{i}.{pos_embed,
 norm1,conv1,conv2,attn,norm2,mlp.fc1,mlp.fc2}`` (CBlock), ``blocks{3,4}.{i}.{pos_embed,norm1,attn.qkv,

@@ -56,6 +56,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from tembench.models.protocol import Option, Site, TemporalModule
+from tembench.models.temporal.tconv import TemporalConv
+
 OPERATIONS = ("mul", "sub", "add", "div", "context")
 OPERATION_SYMBOLS = ("+", "-", "x", "*", "/", "÷", "×", "−")  # aliases of add, sub, mul, mul, div, div, mul, sub
 COMBINATIONS = ("atm", "parallel", "cascade")
@@ -375,3 +378,99 @@ class TokenT1D(nn.Module):
 
     def extra_repr(self) -> str:
         return f"frames={self.frames}, n_div={self.n_div}"
+
+
+# ------------------------------------------------------------------------------------------
+# Where ATM goes (the temporal-module protocol, :mod:`tembench.models.protocol`)
+# ------------------------------------------------------------------------------------------
+
+def _common_options(downsample: Option) -> tuple[dict[str, Option], dict[str, Option]]:
+    """The options ATM takes on every host, in two parts (a host's ``position`` goes between them)."""
+    return {
+        "operations": Option(["mul", "sub"], choices=OPERATIONS + OPERATION_SYMBOLS,
+                             doc="applied in this order (the code: SimBlock, then DiffBlock)"),
+        "context": Option(4, doc="Z, the context range (the code's window[0] = Z + 1, anchor included)"),
+        "window": Option(9, doc="P, the correlation neighbourhood P x P"),
+    }, {
+        "extractor": Option("conv", choices=EXTRACTORS, doc="feature extractor (Table 1e)"),
+        "combination": Option("atm", choices=COMBINATIONS, doc="how operations combine (Appendix B)"),
+        "hidden": Option(64, doc="channels inside ATM"),
+        "downsample": downsample,
+        "tconv": Option(True, doc="ATM's T-Conv (§4.3) as well"),
+    }
+
+
+def _resnet_options() -> dict[str, Option]:
+    head, tail = _common_options(Option("auto", type=(str, bool), choices=("auto", True, False),
+                                        doc="the 28 -> 14 trick; auto: at res2/res3 (Appendix A.1)"))
+    return {
+        "stages": Option([3, 4], choices=(1, 2, 3, 4), doc="ResNet stages with the T-Conv (1 = res2; res4, res5)"),
+        **head,
+        "position": Option(3, choices=(2, 3, 4, 5), doc="ATM after the last block of res<position>"),
+        **tail,
+    }
+
+
+def _make_resnet(site: Site, stages: list[int], position: int, tconv: bool, downsample, **options):
+    """T-Conv after conv1 of the blocks of ``stages``; ATM after the last block of res``position``."""
+    if site.slot == "resnet.after_conv1":
+        return TemporalConv(site.channels, site.frames, 3, channelwise=True) if tconv and site.stage in stages else None
+    if position not in (2, 3, 4, 5):
+        raise ValueError(f"ATM position on a ResNet is a stage number 2-5 (res2-res5), got {position!r}")
+    if site.stage != position - 1:
+        return None
+    if downsample == "auto":
+        downsample = position in (2, 3)
+    return ATM(site.channels, site.frames, downsample=downsample, **options)
+
+
+def atm_position(position, layers: int) -> int:
+    """The ViT block ATM sits in: ``"auto"`` is block 7 of 12, 14 of 24 (the official configs)."""
+    if position == "auto":
+        return 7 if layers == 12 else 14 if layers == 24 else layers // 2
+    if isinstance(position, bool) or not isinstance(position, int) or not 0 <= position < layers:
+        raise ValueError(f"ATM position must be a block index in [0, {layers}) or 'auto', got {position!r}")
+    return position
+
+
+def _vit_options() -> dict[str, Option]:
+    head, tail = _common_options(Option(False, doc="the 28 -> 14 trick (for CNN feature maps)"))
+    return {**head, "position": Option("auto", type=(str, int), doc="block index; auto: 7 of 12, 14 of 24"),
+            **tail}
+
+
+def _make_vit(site: Site, position, tconv: bool, **options):
+    """TokenATM as ``control_point_c`` of block ``position``; T-Conv on [CLS] before the attention and the MLP."""
+    if site.slot == "clip_vit.block_start":
+        if site.block != atm_position(position, site.blocks):
+            return None
+        return TokenATM(site.channels, site.frames, **options)
+    return TokenT1D(site.channels, site.frames) if tconv else None
+
+
+def _make_vit_tconv(site: Site, n_div: int) -> TokenT1D:
+    return TokenT1D(site.channels, site.frames, n_div)
+
+
+RESNET = TemporalModule(
+    name="atm",
+    slots=("resnet.after_conv1", "resnet.stage_end"),
+    factory=_make_resnet,
+    options=_resnet_options(),
+    doc="ATM after the last block of res<position> (ATM §3.2, App. A.1); T-Conv in res4-res5 (§4.3)",
+)
+VIT = TemporalModule(
+    name="atm",
+    slots=("clip_vit.block_start", "clip_vit.before_attention", "clip_vit.before_mlp"),
+    factory=_make_vit,
+    options=_vit_options(),
+    doc="TokenATM at the start of block <position>; T-Conv on [CLS] in every block (ATM App. A.1, §4.3)",
+)
+VIT_TCONV = TemporalModule(
+    name="tconv",
+    slots=("clip_vit.before_attention", "clip_vit.before_mlp"),
+    factory=_make_vit_tconv,
+    options={"n_div": Option(4, doc="1/n_div of the channels start as a shift each way")},
+    doc="ATM's T-Conv alone: depthwise temporal conv on [CLS] (ATM Table 2b)",
+)
+SPECS = (RESNET, VIT, VIT_TCONV)

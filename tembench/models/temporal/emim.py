@@ -24,7 +24,12 @@ T-1 is clamped to T-1; Δ=0 attends within the same frame (the static-image sett
 Ablations (§4.4): ``neighbourhood`` P (Table 5), ``sampling="non-sliding"`` (Table 6: keys taken from
 the non-overlapping P x P window of the next frame that contains the query, as EMA does; frames are
 padded to a multiple of P and the bias is per key slot), ``motion=False`` (Table 7), the block
-replacement strategy (Table 8, chosen by the backbone builder) and the temporal interval Δ (Table 11).
+replacement strategy (Table 8, ``replacement``) and the temporal interval Δ (Table 11).
+
+Where it goes (:data:`UNIFORMER`, slot ``uniformer.attention`` of :mod:`tembench.models.protocol`): the
+attention of the SABlocks of ``stages`` (default 3 and 4) that ``replacement`` picks of every two
+successive blocks: ``E-O`` the first (even index, the official ``CONTINUOUS_ATTN: lg``), ``O-E`` the
+second, ``E-E`` both, ``O-O`` neither. EMIM sets the host's ``stem_stride`` default to 1 (§4.2).
 
 Both local operations are ``torch.einsum`` calls over unfolded key/value windows, so the cost engine
 prices them (category ``einsum``: B·heads·T·H·W·P²·d each, the figure of EMIM's own fvcore handles in
@@ -55,13 +60,17 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from tembench.models.layers import QuickGELU  # the activation of the official ``motion_conv``
+from tembench.models.protocol import Option, Site, TemporalModule
 
-__all__ = ["EMIMAttention", "QuickGELU", "SAMPLINGS", "AV_DIMS", "RELEASED_AV_DIMS", "PAD_VALUE"]
+__all__ = ["EMIMAttention", "QuickGELU", "SAMPLINGS", "AV_DIMS", "RELEASED_AV_DIMS", "PAD_VALUE", "REPLACEMENTS",
+           "UNIFORMER"]
 
 SAMPLINGS = ("sliding", "non-sliding")
 AV_DIMS = ("released", "full")  # context channels per head: the released kernel's first 32, or all
 RELEASED_AV_DIMS = 32  # nattenav forward kernel: 8 threads per head x 4 channels each
 PAD_VALUE = 1e-6  # the official boundary padding constant (§3.3 "pad the boundary with ... 1e-6")
+# which block of every two successive blocks gets EMIM (§4.2, Table 8; see the module docstring)
+REPLACEMENTS = ("E-O", "O-E", "E-E", "O-O")
 
 
 class EMIMAttention(nn.Module):
@@ -192,3 +201,34 @@ def _softmax(logits: torch.Tensor) -> torch.Tensor:
     if logits.dtype in (torch.float32, torch.float64):
         return torch.softmax(logits, dim=-1)
     return torch.softmax(logits, dim=-1, dtype=torch.float32).to(logits.dtype)
+
+
+def _make(site: Site, stages: list[int], replacement: str, neighbourhood: int, sampling: str, motion: bool,
+          temporal_interval: int, av_dims: str) -> EMIMAttention | None:
+    if replacement not in REPLACEMENTS:
+        raise ValueError(f"EMIM replacement must be one of {', '.join(REPLACEMENTS)}, got {replacement!r}")
+    first, second = (part == "E" for part in replacement.split("-"))
+    if site.stage not in stages or not (first if site.block % 2 == 0 else second):
+        return None
+    return EMIMAttention(site.channels, site.heads, neighbourhood=neighbourhood, sampling=sampling,
+                         motion=bool(motion), temporal_interval=temporal_interval, av_dims=av_dims)
+
+
+UNIFORMER = TemporalModule(
+    name="emim",
+    slots=("uniformer.attention",),
+    factory=_make,
+    options={
+        "stages": Option([3, 4], choices=(3, 4), doc="UniFormer stages whose SABlocks may get EMIM"),
+        "replacement": Option("E-O", choices=REPLACEMENTS, doc="which of every two blocks (Table 8)"),
+        "neighbourhood": Option(7, doc="P, the window side (Table 5)"),
+        "sampling": Option("sliding", choices=SAMPLINGS, doc="sliding | non-sliding windows (Table 6)"),
+        "motion": Option(True, doc="the motion feature of Eq. 5 (Table 7)"),
+        "temporal_interval": Option(1, doc="Δ, the frame distance of a pair (Table 11)"),
+        "av_dims": Option("full", choices=AV_DIMS,
+                          doc="full: Eq. 4; released: the official kernel's weighted sum over 32 channels per head"),
+    },
+    host_defaults={"stem_stride": 1},  # §4.2: no temporal downsampling in stage 1
+    doc="EMIM attention in place of the self-attention of SABlocks (EMIM §3.3, §4.2)",
+)
+SPECS = (UNIFORMER,)

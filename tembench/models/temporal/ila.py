@@ -45,10 +45,10 @@ block input; L = 1 + h*w ([CLS] first):
    * ``concat``: the aligned patch tokens are appended to the frame's tokens in the spatial attention,
      2x the tokens, and dropped before the MLP (Table 9).
 
-:func:`insert_ila` swaps the CLIP residual blocks listed in ``blocks`` for :class:`ILABlock` (same
-CLIP sub-modules and names). Cost: every convolution, linear layer and the attention over the extra
-tokens is counted by the fvcore rules; masks, pooling and merges are elementwise (free), max-pools are
-not counted (as fvcore).
+On the ``clip_vit`` host (:data:`VIT`, slot ``clip_vit.block`` of :mod:`tembench.models.protocol`) the CLIP
+residual blocks listed in ``blocks`` become :class:`ILABlock` (same CLIP sub-modules and names). Cost:
+every convolution, linear layer and the attention over the extra tokens is counted by the fvcore rules;
+masks, pooling and merges are elementwise (free), max-pools are not counted (as fvcore).
 """
 from __future__ import annotations
 
@@ -59,6 +59,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from tembench.models.layers import LayerNorm
+from tembench.models.protocol import Option, Site, TemporalModule
 
 INTERACTIVE = ("k400", "ssv2")
 ALIGN = ("conv", "window", "none")
@@ -369,15 +370,32 @@ def parse_blocks(blocks, layers: int) -> list[int]:
     return sorted(blocks)
 
 
-def insert_ila(resblocks: nn.Sequential, width: int, frames: int, blocks="all", **options) -> None:
-    """Swap the CLIP blocks ``blocks`` of ``resblocks`` for IST blocks (in place)."""
-    for i in parse_blocks(blocks, len(resblocks)):
-        resblocks[i] = ILABlock(resblocks[i], width, frames, **options)
-
-
 def alignment_loss(model: nn.Module) -> torch.Tensor:
     """Eq. 9-10 as the code computes it: for every IST block that ran, the mean over pairs of
     1 - cos(pooled aligned t-1, pooled aligned t) (``CosineEmbeddingLoss`` with target 1), summed."""
     losses = [1 - F.cosine_similarity(m.pooled[:, :, 0], m.pooled[:, :, 1], dim=-1).mean()
               for m in model.modules() if isinstance(m, ILABlock) and m.pooled is not None]
     return torch.stack(losses).sum() if losses else torch.zeros(())
+
+
+def _make(site: Site, blocks, **options) -> ILABlock | None:
+    if site.block not in parse_blocks(blocks, site.blocks):
+        return None
+    return ILABlock(site.current, site.channels, site.frames, **options)
+
+
+VIT = TemporalModule(
+    name="ila",
+    slots=("clip_vit.block",),
+    factory=_make,
+    options={
+        "blocks": Option("all", type=(str, list),
+                         doc='"all" or 0-based block indices (Table 7: [0, 1, 2] is "Block 1-3")'),
+        "fusion": Option("released", choices=FUSIONS, doc="released | token (the paper's MI token) | add | concat"),
+        "interactive": Option("k400", choices=INTERACTIVE, doc="k400 (depthwise-separable) | ssv2 (full 3x3)"),
+        "align": Option("conv", choices=ALIGN, doc="conv (interactive points) | window (Table 8) | none (pooling)"),
+        "message": Option(True, doc="the released code's message_fc + message_ln before the alignment"),
+    },
+    doc="IST blocks: CLIP block + implicit learnable alignment (ILA §3.1-3.3)",
+)
+SPECS = (VIT,)

@@ -27,6 +27,7 @@ import torch
 import torch.nn as nn
 
 from tembench.models.layers import Attention, LayerNorm, QuickGELU
+from tembench.models.protocol import Site, TemporalModule
 
 
 class CrossFrameBlock(nn.Module):
@@ -54,11 +55,6 @@ class CrossFrameBlock(nn.Module):
         x = x + self.attn(self.ln_1(x))
         x = self.control_point2(x[:length])
         return x + self.mlp(self.ln_2(x))
-
-
-def insert_cross_frame(resblocks: nn.Sequential, width: int, frames: int) -> None:
-    for i, block in enumerate(resblocks):
-        resblocks[i] = CrossFrameBlock(block, width, frames)
 
 
 class MITBlock(nn.Module):
@@ -149,3 +145,16 @@ class VideoSpecificPrompt(nn.Module):
 
 
 LOGIT_SCALE = math.log(1 / 0.07)
+
+
+def _make(site: Site) -> CrossFrameBlock:
+    return CrossFrameBlock(site.current, site.channels, site.frames)
+
+
+VIT = TemporalModule(
+    name="xclip",
+    slots=("clip_vit.block",),
+    factory=_make,
+    doc="X-CLIP's cross-frame communication (message tokens) in every block (X-CLIP §3.2)",
+)
+SPECS = (VIT,)

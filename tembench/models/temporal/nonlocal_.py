@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from tembench.models.protocol import Option, Site, TemporalModule
+
 POSITIONS = {"layer2": [0, 2], "layer3": [0, 2, 4]}
 
 
@@ -42,3 +44,31 @@ class NonLocal3d(nn.Module):
         y = torch.matmul(affinity, g).transpose(1, 2).reshape(n, -1, *x5.shape[2:])
         z = self.W(y) + x5
         return z.transpose(1, 2).reshape(nt, c, h, w)
+
+
+def _make(site: Site, stages: list[int], positions: dict[str, list[int]]) -> NonLocal3d | None:
+    stage = f"layer{site.stage}"
+    chosen = positions.get(stage, [])
+    if site.block == 0:
+        unknown = sorted(set(positions) - {f"layer{s}" for s in range(1, 5)})
+        if unknown:
+            raise ValueError(f"non-local positions are keyed by ResNet stage layer1-layer4, got {unknown[0]!r}")
+        bad = [i for i in chosen if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < site.blocks]
+        if bad:
+            raise ValueError(f"non-local position {stage}[{bad[0]!r}]: {stage} has blocks 0-{site.blocks - 1}")
+    if site.stage not in stages or site.block not in chosen:
+        return None
+    return NonLocal3d(site.channels, site.frames)
+
+
+RESNET = TemporalModule(
+    name="nonlocal",
+    slots=("resnet.after_block",),
+    factory=_make,
+    options={
+        "stages": Option([1, 2, 3, 4], choices=(1, 2, 3, 4), doc="ResNet stages with non-local blocks (1 = res2)"),
+        "positions": Option(POSITIONS, doc="stage -> indices of the blocks a non-local block follows"),
+    },
+    doc="non-local blocks after the blocks listed in positions (NL C2D, TAM Table 2)",
+)
+SPECS = (RESNET,)

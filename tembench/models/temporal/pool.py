@@ -8,6 +8,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from tembench.models.protocol import Option, Site, TemporalModule
+
 
 class TemporalPool(nn.Module):
     def __init__(self, frames: int, kernel: int = 3):
@@ -20,3 +22,20 @@ class TemporalPool(nn.Module):
         pad = self.kernel // 2  # explicit zero padding (counted in the average), works for T < kernel
         y = F.avg_pool3d(F.pad(y, (0, 0, 0, 0, pad, pad)), (self.kernel, 1, 1), stride=1)
         return y.transpose(1, 2).reshape(nt, c, h, w)
+
+
+def _make(site: Site, stages: list[int], kernel: int) -> TemporalPool | None:
+    return TemporalPool(site.frames, kernel) if site.stage in stages else None
+
+
+RESNET = TemporalModule(
+    name="pool",
+    slots=("resnet.after_conv1",),
+    factory=_make,
+    options={
+        "stages": Option([1, 2, 3, 4], choices=(1, 2, 3, 4), doc="ResNet stages with a pooling (1 = res2)"),
+        "kernel": Option(3, doc="K, temporal window"),
+    },
+    doc="K x 1 x 1 temporal average pooling after conv1 (C2D-Pool, TAM Table 2)",
+)
+SPECS = (RESNET,)

@@ -30,6 +30,7 @@ import torch
 import torch.nn as nn
 
 from tembench.models.layers import Attention, LayerNorm
+from tembench.models.protocol import Option, Site, TemporalModule
 
 
 def _take_clip_parts(block: nn.Module, base: nn.Module) -> None:
@@ -170,9 +171,43 @@ class TokenShift(nn.Module):
         return out.view(length, nt, d)
 
 
-BLOCKS = {"joint": JointBlock, "divided": DividedBlock, "ata": ATABlock}
+def _make_joint(site: Site, mode: str) -> JointBlock:
+    return JointBlock(site.current, site.channels, site.frames, mode)
 
 
-def insert_blocks(kind: str, resblocks: nn.Sequential, width: int, frames: int, **options) -> None:
-    for i, block in enumerate(resblocks):
-        resblocks[i] = BLOCKS[kind](block, width, frames, **options)
+def _make_divided(site: Site) -> DividedBlock:
+    return DividedBlock(site.current, site.channels, site.frames)
+
+
+def _make_ata(site: Site) -> ATABlock:
+    return ATABlock(site.current, site.channels, site.frames)
+
+
+def _make_token_shift(site: Site, n_div: int) -> TokenShift:
+    return TokenShift(site.frames, n_div)
+
+
+JOINT = TemporalModule(
+    name="joint",
+    slots=("clip_vit.block",),
+    factory=_make_joint,
+    options={"mode": Option("replace", choices=("replace", "add"),
+                            doc="replace: TimeSformer's joint attention; add: CLIP + a joint attention")},
+    doc="joint space-time attention in every block (TimeSformer §3)",
+)
+DIVIDED = TemporalModule(
+    name="divided", slots=("clip_vit.block",), factory=_make_divided,
+    doc="divided space-time attention in every block (TimeSformer §3)",
+)
+ATA = TemporalModule(
+    name="ata", slots=("clip_vit.block",), factory=_make_ata,
+    doc="alignment-guided temporal attention in every block (ATA, NeurIPS 2022)",
+)
+TSHIFT = TemporalModule(
+    name="tshift",
+    slots=("clip_vit.before_attention",),
+    factory=_make_token_shift,
+    options={"n_div": Option(8, doc="1/n_div of the channels shifted each way")},
+    doc="temporal shift of all tokens before the attention of every block (ILA Table 4)",
+)
+SPECS = (JOINT, DIVIDED, ATA, TSHIFT)
