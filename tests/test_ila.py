@@ -109,6 +109,15 @@ def test_hungarian_alignment_follows_a_moving_patch():
     assert index[:, 0].tolist() == [0, 1, 2] and index[:, 3].tolist() == [3, 3, 3]
 
 
+def test_ata_trains_with_gradients():
+    """The Hungarian matching runs on a detached similarity; the temporal attention gets gradients."""
+    torch.manual_seed(0)
+    model = clip_video.build("vit-tiny", "ata", {}, 3, 5).train()
+    model(torch.randn(2, 3, 3, 32, 32)).sum().backward()
+    grad = model.visual.transformer.resblocks[0].temporal.temporal_fc.weight.grad
+    assert grad is not None and torch.isfinite(grad).all()
+
+
 def test_token_shift_moves_an_eighth_each_way():
     x = torch.arange(3.0).view(1, 3, 1).expand(2, 3, 16).contiguous()  # frame t holds t
     y = TokenShift(3)(x)

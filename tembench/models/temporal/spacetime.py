@@ -119,7 +119,7 @@ def hungarian_alignment(patches: torch.Tensor, frames: int) -> torch.Tensor:
         return identity
     from scipy.optimize import linear_sum_assignment
 
-    sim = sim.view(n, t - 1, hw, hw).float().cpu().numpy()
+    sim = sim.detach().view(n, t - 1, hw, hw).float().cpu().numpy()  # the assignment is not differentiated
     index = np.tile(np.arange(hw), (n, t, 1))
     for b in range(n):
         for k in range(1, t):
