@@ -14,7 +14,7 @@ from functools import lru_cache
 import torch
 
 from tembench.cost.conventions import CONVENTIONS, Convention, get_convention
-from tembench.cost.counter import OpCounts, count_ops, meta_build
+from tembench.cost.counter import OpCounts, count_ops
 from tembench.errors import UsageError
 from tembench.registry import VariantSpec, get_variant
 
@@ -76,6 +76,7 @@ def _summarise(counts: OpCounts, conv: Convention):
 def _count_cached(arch: str, backbone: str, temporal: str | None, options_json: str,
                   frames: int, size: int, classes: int) -> OpCounts:
     from tembench.models.build import arch_module
+    from tembench.models.meta import meta_build
 
     module = arch_module(arch)
     with meta_build():

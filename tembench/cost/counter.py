@@ -30,8 +30,6 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from tembench.models.meta import meta_build  # noqa: F401  (re-exported: models are built on meta there)
-
 aten = torch.ops.aten
 
 
@@ -356,6 +354,16 @@ def _track_modules(model: nn.Module, stack: list[str]):
         handles.append(module.register_forward_pre_hook(pre))
         handles.append(module.register_forward_hook(post, always_call=True))
     return handles
+
+
+def __getattr__(name: str):
+    """``meta_build`` lives in :mod:`tembench.models.meta` (models are built there); still importable from
+    here, loaded on first use so that importing the counter does not import the models."""
+    if name == "meta_build":
+        from tembench.models.meta import meta_build
+
+        return meta_build
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def count_params(model: nn.Module) -> int:
