@@ -223,19 +223,6 @@ def runtime_profile(patterns: list[str] | None = None, frames: list[int] | str |
                        on_record=on_record).records
 
 
-def claim_tables(paper: str | None = None, table: str | None = None) -> list[tuple[str, list[dict]]]:
-    """Each paper table of the matching claims as (title, rows in the paper's row order)."""
-    from tembench.report.claims import paper_table
-
-    reg = checked_registry()
-    sources = list(dict.fromkeys(r["source"] for r in claims(paper, table)))
-    out = []
-    for source in sources:
-        t = reg.tables.get(source)
-        out.append((source + (f": {t.title}" if t and t.title else ""), paper_table(source)))
-    return out
-
-
 def check(baseline: str | None = None, gates: list[str] | tuple[str, ...] | None = None, accept: bool = False,
           patterns: list[str] | None = None, progress: Callable[[str], None] | None = None) -> list:
     """``tembench check``: measure now and judge against the committed baselines (see

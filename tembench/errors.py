@@ -34,6 +34,11 @@ class ResultsWriteError(TembenchError):
     exit_code = 1
 
 
+class RecordError(ResultsWriteError):
+    """A record that does not conform to the schema of its run's kind, refused by the writer; the message
+    names the kind, the field and what is wrong."""
+
+
 def one_line(e: BaseException, limit: int = 300) -> str:
     """An exception as one line for a record or a message: ``Type: first line of its text``."""
     text = str(e).strip().splitlines()

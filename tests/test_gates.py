@@ -58,7 +58,7 @@ def test_output_formats():
 def test_extra_convolution_in_tam_fails_the_cost_gate(monkeypatch):
     """Injected regression: an extra 1x1 convolution inside every TAM."""
     from tembench.check import cost_records
-    from tembench.cost import _count_cached
+    from tembench.cost.counting import _count_cached
     from tembench.models.temporal import tam
 
     base = cost_records(["tam/tanet-r50"])

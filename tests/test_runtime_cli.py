@@ -96,8 +96,8 @@ def test_trace_opens_with_the_model_top_level_modules_as_named_ranges(capsys, ru
 
 @pytest.mark.parametrize("args, needle", [
     (["--latency", "--batch", "0"], "batch sizes must be positive integers"),
-    (["--latency", "--dtype", "fp64"], "dtype must be one of fp32, fp16, bf16"),
-    (["--latency", "--device", "tpu"], "device must be cpu, cuda or cuda:N"),
+    (["--latency", "--dtype", "fp64"], "'fp64' is not one of 'fp32', 'fp16', 'bf16'"),
+    (["--latency", "--device", "tpu"], "--device': must be cpu, cuda or cuda:N"),
     (["--latency", "--budget", "0"], "budget must be a positive number"),
     (["--latency", "--threads", "0"], "threads must be a positive integer"),
     (["--batch", "8"], "--batch only apply to runtime profiling"),

@@ -7,7 +7,8 @@ import pytest
 from tembench import check
 from tembench.errors import ResultsWriteError
 from tembench.results.driver import run_cases
-from tembench.results.schema import RUN_FIELDS, RecordError, check_record, check_run
+from tembench.errors import RecordError
+from tembench.results.schema import RUN_FIELDS, check_record, check_run
 from tembench.results.store import RunWriter, load_run, write_run
 
 BASELINES = Path(__file__).resolve().parent.parent / "results" / "baselines"

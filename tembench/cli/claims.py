@@ -26,12 +26,11 @@ def claims_cmd(
 
     `--format markdown` renders each paper table in the paper's own row order.
     """
-    from tembench.api import claim_tables, claims
+    from tembench.api import claims, report
 
     rows = claims(paper, table)
-    if format is OutputFormat.markdown:
-        for title, table_rows in claim_tables(paper, table):
-            print_rows(table_rows, format, title=title)
+    if format is OutputFormat.markdown:  # the paper tables, as `tembench report --format markdown` renders them
+        print(report("markdown", paper=paper, table=table, runs="none"), end="")
     else:
         shown = [r for r in rows if r["status"] == "mismatch"] if mismatches else rows
         for r in shown:

@@ -198,26 +198,3 @@ def evaluate_claims(paper: str | None = None, source: str | None = None, reg: Re
     order = {src: {r: i for i, r in enumerate(t.rows)} for src, t in reg.tables.items()}
     rows.sort(key=lambda r: (r.paper, r.source, order.get(r.source, {}).get(r.row, 10**6), r.metric))
     return rows
-
-
-def paper_table(source: str, reg: Registry | None = None) -> list[dict]:
-    """One paper table in the paper's own row order: one line per row, claimed and measured side by side.
-
-    Kept for ``tembench.api.claim_tables``; :mod:`tembench.report.tables` builds the report's tables."""
-    reg = reg or registry()
-    rows = evaluate_claims(source=source, reg=reg)
-    by_row: dict[str, dict] = {}
-    for r in rows:
-        line = by_row.setdefault(r.row or r.variant, {"row": r.row or r.variant, "variant": r.variant})
-        if r.metric in ("gflops", "params"):
-            label = "GFLOPs" if r.metric == "gflops" else "Params (M)"
-            line[f"{label} published"] = r.claimed
-            line[f"{label} measured"] = None if r.measured is None else round(r.measured, 3)
-            line[f"{label} diff"] = None if r.rel_err is None else f"{100 * r.rel_err:+.2f}%"
-            if r.diagnosis:
-                line["diagnosis"] = "; ".join(filter(None, [line.get("diagnosis"), r.diagnosis]))
-        else:
-            line[f"{r.metric} published"] = r.claimed
-    table = reg.tables.get(source)
-    order = {row: i for i, row in enumerate(table.rows)} if table else {}
-    return sorted(by_row.values(), key=lambda line: order.get(line["row"], 10**6))

@@ -19,7 +19,7 @@ Files written before this check (the committed baselines among them) are read as
 """
 from __future__ import annotations
 
-from tembench.errors import ResultsWriteError
+from tembench.errors import RecordError
 
 SCHEMA_VERSION = 1
 
@@ -73,11 +73,6 @@ CI_LATENCY_FIELDS = {
     "samples_ms": list,
 }
 CI_LATENCY_OPTIONAL_FIELDS = {"relative": list, "reference_ms": list, "latency_ms": OPT_NUM, "latency_spread": OPT_NUM}
-
-
-class RecordError(ResultsWriteError):
-    """A record that does not conform to the schema of its run's kind, refused by the writer; the message
-    names the kind, the field and what is wrong."""
 
 
 def envelope(kind: str, run_id: str, created: str, command: list, params: dict, fingerprint: dict,

@@ -56,7 +56,7 @@ def new_run(kind: str, command: list[str] | None = None, params: dict | None = N
     """The envelope of a new run file of ``kind`` (:func:`tembench.results.schema.envelope`): a fresh run
     id, the creation time, the command line (default ``sys.argv``) and the environment fingerprint
     (default: this machine's); ``extra`` run-level fields and the status go with it. An unknown kind
-    raises :class:`~tembench.results.schema.RecordError`."""
+    raises :class:`~tembench.errors.RecordError`."""
     from tembench.env import fingerprint as current_fingerprint
 
     now = datetime.now(timezone.utc)
@@ -69,7 +69,7 @@ def write_run(path: str | Path, kind: str, records: list[dict], status: str = "c
               command: list[str] | None = None, params: dict | None = None, fingerprint: dict | None = None) -> Path:
     """A whole run file at ``path`` in one atomic write (a baseline, for instance): the envelope of
     :func:`new_run` and ``records``, each checked against the schema of ``kind`` first, so nothing is
-    written when one is malformed (:class:`~tembench.results.schema.RecordError`)."""
+    written when one is malformed (:class:`~tembench.errors.RecordError`)."""
     for rec in records:
         refuse_malformed(rec, kind)
     data = {**new_run(kind, command, params, fingerprint, status=status), "records": list(records)}
@@ -87,7 +87,7 @@ def _write_run_file(path: Path, data: dict, hint: str = "") -> None:
 
 class RunWriter:
     """Collects the records of one run and keeps them on disk after every ``add``; a record that does not
-    conform to the schema of the run's kind is refused (:class:`~tembench.results.schema.RecordError`)."""
+    conform to the schema of the run's kind is refused (:class:`~tembench.errors.RecordError`)."""
 
     def __init__(self, kind: str, out_dir: str | Path | None = None, command: list[str] | None = None,
                  params: dict | None = None, fingerprint: dict | None = None):
@@ -107,7 +107,7 @@ class RunWriter:
 
     def add(self, record: dict) -> None:
         """Append ``record`` and rewrite the file; a malformed record raises
-        :class:`~tembench.results.schema.RecordError` and is not added."""
+        :class:`~tembench.errors.RecordError` and is not added."""
         refuse_malformed(record, self.kind)
         self.data["records"].append(record)
         self._flush()
