@@ -37,3 +37,17 @@ def run_cli(capsys, *args):
         main([str(a) for a in args])
     out, err = capsys.readouterr()
     return e.value.code, out, err
+
+
+def interrupt_on_call(monkeypatch, module, name: str, n: int = 3) -> None:
+    """``module.name`` raises KeyboardInterrupt (Ctrl-C) on its ``n``-th call, and works before that."""
+    real = getattr(module, name)
+    calls = {"n": 0}
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(module, name, flaky)

@@ -46,18 +46,11 @@ def test_tsm_official_layout():
 
 
 def test_tam_official_layout_including_old_names():
+    from official import tam_official_names
+
     own = meta_state("tam/tanet-r50")
-    fake = {}
-    for k, v in own.items():
-        m = _block(k)
-        if k.startswith("fc."):
-            k = "new_fc." + k[3:]
-        elif m and m.group(2).startswith("temporal."):
-            k = f"{m.group(1)}.tam.{m.group(2)[9:]}"
-        elif m:
-            k = f"{m.group(1)}.net.{m.group(2)}"
-        fake["module.base_model." + k] = v
-    assert "module.base_model.layer1.0.net.conv1.weight" in fake and "module.base_model.layer1.0.tam.G.0.weight" in fake
+    fake = tam_official_names(own)
+    assert "module.new_fc.weight" in fake and "module.base_model.layer1.0.net.conv1.weight" in fake and "module.base_model.layer1.0.tam.G.0.weight" in fake
     check_maps_back(fake, own)
     old = {k.replace(".tam.G.", ".self_conv.conv_f.").replace(".tam.L.", ".self_conv.conv_g."): v for k, v in fake.items()}
     check_maps_back(old, own)

@@ -73,17 +73,9 @@ def test_malformed_registry_file_is_one_line(capsys, tmp_path, monkeypatch):
 
 def test_interrupted_profile_keeps_what_was_measured(capsys, runs_dir, monkeypatch):
     import tembench.cost.records as cost_records
+    from conftest import interrupt_on_call
 
-    real = cost_records.cost_record
-    calls = {"n": 0}
-
-    def flaky(*a, **k):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real(*a, **k)
-
-    monkeypatch.setattr(cost_records, "cost_record", flaky)
+    interrupt_on_call(monkeypatch, cost_records, "cost_record")
     code, _, err = run(capsys, "profile", "tsn", "--no-save", "--save")
     assert code == 130
     (path,) = runs_dir.glob("*.json")

@@ -30,6 +30,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from official import bn, ln, perturbed, randomize_, rel_diff
+
 from tembench.evaluate.checkpoint import load_checkpoint
 from tembench.models import clip_video
 from tembench.models.backbones import clip_vit
@@ -53,35 +55,6 @@ def tiny_tower(monkeypatch):
 # ------------------------------------------------------------------------------------------------
 # Shared helpers
 # ------------------------------------------------------------------------------------------------
-
-def rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
-    return ((a - b).norm() / b.norm()).item()
-
-
-def randomize_(model: torch.nn.Module, seed: int, scale: float = 0.05) -> None:
-    """Random weights everywhere: noise on every parameter (layers that start at zero or one, such
-    as ATM's projection, ILA's skip layers and point predictor, become live), random BatchNorm
-    running statistics."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * scale)
-        for name, b in model.named_buffers():
-            if name.endswith("running_mean"):
-                b.copy_(torch.rand(b.shape, generator=g) * 0.4 - 0.2)
-            elif name.endswith("running_var"):
-                b.copy_(torch.rand(b.shape, generator=g) + 0.5)
-
-
-def bn(x, sd, p, eps=1e-5):
-    """BatchNorm in eval mode from the running statistics (any of BatchNorm1d/2d/3d)."""
-    return F.batch_norm(x, sd[f"{p}.running_mean"], sd[f"{p}.running_var"], sd[f"{p}.weight"], sd[f"{p}.bias"],
-                        training=False, eps=eps)
-
-
-def ln(x, sd, p, eps=1e-5):
-    return F.layer_norm(x, x.shape[-1:], sd[f"{p}.weight"], sd[f"{p}.bias"], eps)
-
 
 def linear(x, sd, p, bias=True):
     return F.linear(x, sd[f"{p}.weight"], sd[f"{p}.bias"] if bias else None)
@@ -267,9 +240,7 @@ def test_atm_vit_negative_control(atm_checkpoint):
     with torch.no_grad():
         want = official_atm(x, sd, layers=12, position=7, heads=2, patch=16)
     key = "visual.transformer.resblocks.7.control_point_c.difflayer.diff2vis.upsample.0.weight"
-    bad = dict(sd)
-    bad[key] = sd[key] + 0.05 * torch.randn_like(sd[key])
-    save_official(path, "module", bad)
+    perturbed(sd, key, path, "module")
     model = build_tiny(backbone, "atm/atm-vit-b16")
     load_checkpoint(model, path)
     with torch.no_grad():
@@ -449,9 +420,7 @@ def test_ila_negative_control(ila_checkpoint):
     with torch.no_grad():
         want = official_ila(x, sd, text, layers=3, heads=2, patch=16)
     key = "visual.transformer.resblocks.1.message_attn.conv.weight"  # the temporal (3,1,1) convolution
-    bad = dict(sd)
-    bad[key] = sd[key] + 0.05 * torch.randn_like(sd[key])
-    save_official(path, "model", bad)
+    perturbed(sd, key, path, "model")
     model = build_tiny(backbone, "ila/ila-vit-b32")
     load_checkpoint(model, path)
     model.set_class_features(text)

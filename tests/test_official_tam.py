@@ -11,11 +11,12 @@ depend on the frame count, not on the resolution). See tests/test_official_clip.
 """
 from __future__ import annotations
 
-import re
 
 import pytest
 import torch
 import torch.nn.functional as F
+
+from official import bn, perturbed, randomize_, rel_diff, tam_official_names
 
 from tembench.evaluate.checkpoint import load_checkpoint
 from tembench.models.build import build_model
@@ -24,15 +25,6 @@ TOL = 1e-5
 FRAMES = 8
 CLASSES = 7
 LAYERS = (3, 4, 6, 3)  # ResNet-50
-
-
-def rel_diff(a, b):
-    return ((a - b).norm() / b.norm()).item()
-
-
-def bn(x, sd, p, eps=1e-5):
-    return F.batch_norm(x, sd[f"{p}.running_mean"], sd[f"{p}.running_var"], sd[f"{p}.weight"], sd[f"{p}.bias"],
-                        training=False, eps=eps)
 
 
 def official_tam(x, sd, p, frames):
@@ -84,46 +76,28 @@ def official_tanet(clips, sd, frames):
     return logits.view(b, frames, -1).mean(dim=1)
 
 
-def official_names(state: dict) -> dict:
-    """tembench's TANet state dict under the official release's names (seed-code digest §2.3)."""
-    out = {}
-    for k, v in state.items():
-        m = re.match(r"^(layer\d+\.\d+)\.(.*)$", k)
-        if k.startswith("fc."):
-            k = "new_fc." + k[3:]
-        elif m and m.group(2).startswith("temporal."):
-            k = f"{m.group(1)}.tam.{m.group(2)[len('temporal.'):]}"
-        elif m:
-            k = f"{m.group(1)}.net.{m.group(2)}"
-        out["module." + (k if k.startswith("new_fc.") else "base_model." + k)] = v
-    return out
+def _scale(name: str) -> float:
+    """TAM's global branch starts at std 0.001 (a flat kernel): made clearly non-uniform."""
+    return 0.5 if ".temporal.G." in name else 0.05
 
 
-def randomize_(model, seed):
-    """Noise on every parameter (TAM's global branch starts at std 0.001, i.e. a flat kernel: made
-    clearly non-uniform), random BatchNorm running statistics. The last BN of every residual branch
-    gets a small scale, as trained ResNets have, so that 16 random blocks keep the activations near
-    unit size and float32 rounding stays far below the test's tolerance."""
-    g = torch.Generator().manual_seed(seed)
+def randomize_tanet_(model, seed):
+    """Random weights and BatchNorm statistics; the last BN of every residual branch gets a small scale,
+    as trained ResNets have, so that 16 random blocks keep the activations near unit size and float32
+    rounding stays far below the test's tolerance."""
+    randomize_(model, seed, scale=_scale)
     with torch.no_grad():
         for name, p in model.named_parameters():
-            scale = 0.5 if ".temporal.G." in name else 0.05
-            p.add_(torch.randn(p.shape, generator=g) * scale)
             if name.endswith(("bn3.weight", "downsample.1.weight")):
                 p.mul_(0.2)
-        for name, b in model.named_buffers():
-            if name.endswith("running_mean"):
-                b.copy_(torch.rand(b.shape, generator=g) * 0.4 - 0.2)
-            elif name.endswith("running_var"):
-                b.copy_(torch.rand(b.shape, generator=g) + 0.5)
 
 
 @pytest.fixture(scope="module")
 def tanet_checkpoint(tmp_path_factory):
     torch.manual_seed(0)
     model = build_model("tam/tanet-r50", FRAMES, num_classes=CLASSES)
-    randomize_(model, seed=1)
-    sd = official_names({k: v.clone() for k, v in model.state_dict().items()})
+    randomize_tanet_(model, seed=1)
+    sd = tam_official_names({k: v.clone() for k, v in model.state_dict().items()})
     assert "module.base_model.layer1.0.net.conv1.weight" in sd and "module.base_model.layer4.2.tam.G.3.weight" in sd
     path = tmp_path_factory.mktemp("tam") / "TAM_kinetics_RGB_resnet50_avg_segment8_e100.pth.tar"
     torch.save({"epoch": 100, "arch": "resnet50", "best_prec1": 76.1, "state_dict": sd}, path)
@@ -153,10 +127,7 @@ def test_tanet_matches_the_official_forward(tanet_checkpoint):
 def test_tanet_negative_control(tanet_checkpoint, tmp_path):
     sd, _, x, want = tanet_checkpoint
     key = "module.base_model.layer3.1.tam.L.0.weight"
-    bad = dict(sd)
-    bad[key] = sd[key] + 0.05 * torch.randn_like(sd[key])
-    path = tmp_path / "perturbed.pth.tar"
-    torch.save({"state_dict": bad}, path)
+    path = perturbed(sd, key, tmp_path / "perturbed.pth.tar", "state_dict")
     model, _ = _tembench(path)
     with torch.no_grad():
         got = model(x)

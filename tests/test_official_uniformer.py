@@ -26,11 +26,12 @@ square maps; the tests use 16 frames and 64 x 64 crops. See tests/test_official_
 """
 from __future__ import annotations
 
-from dataclasses import replace
 
 import pytest
 import torch
 import torch.nn.functional as F
+
+from official import bn, perturbed, randomize_, rel_diff
 
 from tembench.evaluate.checkpoint import load_checkpoint
 from tembench.models.build import build_model
@@ -40,29 +41,6 @@ from tembench.registry import get_variant
 TOL = 1e-5
 CLASSES = 6
 KERNEL_CHANNELS = 32  # channels per head the released weighted-sum kernel computes
-
-
-def rel_diff(a, b):
-    return ((a - b).norm() / b.norm()).item()
-
-
-def randomize_(model, seed, scale=0.05):
-    """Noise on every parameter (EMIM's zero-initialised motion output becomes live), random BatchNorm
-    running statistics."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * scale)
-        for name, b in model.named_buffers():
-            if name.endswith("running_mean"):
-                b.copy_(torch.rand(b.shape, generator=g) * 0.4 - 0.2)
-            elif name.endswith("running_var"):
-                b.copy_(torch.rand(b.shape, generator=g) + 0.5)
-
-
-def bn(x, sd, p, eps=1e-5):
-    return F.batch_norm(x, sd[f"{p}.running_mean"], sd[f"{p}.running_var"], sd[f"{p}.weight"], sd[f"{p}.bias"],
-                        training=False, eps=eps)
 
 
 def ln(x, sd, p, eps):
@@ -246,9 +224,7 @@ def test_emim_s16_full_mode_is_eq4_and_differs_from_the_release(emim_checkpoint)
 def test_emim_s16_negative_control(emim_checkpoint, tmp_path):
     path, x, released, _ = emim_checkpoint
     sd = torch.load(path, weights_only=True)["model_state"]
-    sd["blocks3.2.attn.rpb"] = sd["blocks3.2.attn.rpb"] + 0.05 * torch.randn_like(sd["blocks3.2.attn.rpb"])
-    bad = tmp_path / "perturbed.pyth"
-    torch.save({"model_state": sd}, bad)
+    bad = perturbed(sd, "blocks3.2.attn.rpb", tmp_path / "perturbed.pyth", "model_state")
     model, _ = _load("emim/emim-s16", 16, bad)
     with torch.no_grad():
         got = model(x)
@@ -300,9 +276,7 @@ def test_uniformer_s_negative_control(uniformer_checkpoint, tmp_path):
     path, x, want = uniformer_checkpoint
     sd = torch.load(path, weights_only=True)["model_state"]
     key = "blocks1.1.attn.weight"  # the 5x5x5 depthwise affinity of a local MHRA block (spans time)
-    sd[key] = sd[key] + 0.05 * torch.randn_like(sd[key])
-    bad = tmp_path / "perturbed.pyth"
-    torch.save({"model_state": sd}, bad)
+    bad = perturbed(sd, key, tmp_path / "perturbed.pyth", "model_state")
     model, _ = _load("uniformer/uniformer-s", 16, bad)
     with torch.no_grad():
         got = model(x)

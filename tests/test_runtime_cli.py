@@ -116,17 +116,9 @@ def test_cuda_on_a_machine_without_it_is_one_line(capsys, runs_dir):
 
 def test_ctrl_c_keeps_the_cases_measured_so_far(capsys, runs_dir, monkeypatch):
     import tembench.runtime as rt
+    from conftest import interrupt_on_call
 
-    real = rt.measure_case
-    calls = {"n": 0}
-
-    def flaky(*a, **k):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real(*a, **k)
-
-    monkeypatch.setattr(rt, "measure_case", flaky)
+    interrupt_on_call(monkeypatch, rt, "measure_case")
     code, _, err = run(capsys, "profile", "tsn/tsn-r18", "--frames", "2,3,4,5", "--latency", *FAST)
     assert code == 130 and "2 of 4 cases measured" in err
     saved = json.loads(next(runs_dir.glob("*.json")).read_text())

@@ -338,6 +338,24 @@ class TemporalModule:
         return re.sub(r"\W", "_", self.name)
 
 
+RESNET_STAGES = Option([1, 2, 3, 4], choices=(1, 2, 3, 4), doc="ResNet stages it goes in (1 = res2, 4 = res5)")
+
+
+def per_block(name: str, slot: str, make: Callable[..., "nn.Module | None"], doc: str = "",
+              **options: Option) -> TemporalModule:
+    """The common ResNet case: ``make(site, **options)`` in every block of the stages that the ``stages``
+    option lists (added here, :data:`RESNET_STAGES`: all four by default), nothing elsewhere.
+
+    >>> per_block("pool", "resnet.after_conv1", lambda site, kernel: TemporalPool(site.frames, kernel),
+    ...           doc="K x 1 x 1 temporal average pooling", kernel=Option(3, doc="K"))
+    """
+    def factory(site: Site, stages: list[int], **chosen) -> "nn.Module | None":
+        return make(site, **chosen) if site.stage in stages else None
+
+    return TemporalModule(name=name, slots=(slot,), factory=factory, options={"stages": RESNET_STAGES, **options},
+                          doc=doc)
+
+
 # (host, name) -> spec, in registration order
 _CATALOGUE: dict[tuple[str, str], TemporalModule] = {}
 

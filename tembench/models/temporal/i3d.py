@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from tembench.models.protocol import Option, Site, TemporalModule
+from tembench.models.protocol import Option, Site, per_block
 
 
 class InflatedConv1x1(nn.Conv3d):
@@ -27,22 +27,13 @@ class InflatedConv1x1(nn.Conv3d):
         return y.transpose(1, 2).reshape(nt, -1, h, w)
 
 
-def _make(site: Site, stages: list[int], time_kernel: int) -> InflatedConv1x1 | None:
+def _make(site: Site, time_kernel: int) -> InflatedConv1x1:
     if site.kernel != 1:
         raise ValueError("i3d 3x1x1 inflation is defined for bottleneck ResNets (50/101/152)")
-    if site.stage not in stages:
-        return None
     return InflatedConv1x1(site.in_channels, site.channels, site.frames, time_kernel)
 
 
-RESNET = TemporalModule(
-    name="i3d",
-    slots=("resnet.conv1",),
-    factory=_make,
-    options={
-        "stages": Option([1, 2, 3, 4], choices=(1, 2, 3, 4), doc="ResNet stages inflated (1 = res2)"),
-        "time_kernel": Option(3, doc="temporal taps of the inflated conv1"),
-    },
-    doc="conv1 of every bottleneck inflated to 3x1x1 (I3D 3x1x1, TAM Table 2)",
-)
+RESNET = per_block("i3d", "resnet.conv1", _make,
+                   doc="conv1 of every bottleneck inflated to 3x1x1 (I3D 3x1x1, TAM Table 2)",
+                   time_kernel=Option(3, doc="temporal taps of the inflated conv1"))
 SPECS = (RESNET,)

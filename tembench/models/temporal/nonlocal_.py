@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from tembench.models.protocol import Option, Site, TemporalModule
+from tembench.models.protocol import RESNET_STAGES, Option, Site, TemporalModule
 
 POSITIONS = {"layer2": [0, 2], "layer3": [0, 2, 4]}
 
@@ -66,7 +66,7 @@ RESNET = TemporalModule(
     slots=("resnet.after_block",),
     factory=_make,
     options={
-        "stages": Option([1, 2, 3, 4], choices=(1, 2, 3, 4), doc="ResNet stages with non-local blocks (1 = res2)"),
+        "stages": RESNET_STAGES,
         "positions": Option(POSITIONS, doc="stage -> indices of the blocks a non-local block follows"),
     },
     doc="non-local blocks after the blocks listed in positions (NL C2D, TAM Table 2)",

@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from tembench.models.protocol import Option, Site, TemporalModule
+from tembench.models.protocol import Option, per_block
 
 
 class TemporalPool(nn.Module):
@@ -24,18 +24,7 @@ class TemporalPool(nn.Module):
         return y.transpose(1, 2).reshape(nt, c, h, w)
 
 
-def _make(site: Site, stages: list[int], kernel: int) -> TemporalPool | None:
-    return TemporalPool(site.frames, kernel) if site.stage in stages else None
-
-
-RESNET = TemporalModule(
-    name="pool",
-    slots=("resnet.after_conv1",),
-    factory=_make,
-    options={
-        "stages": Option([1, 2, 3, 4], choices=(1, 2, 3, 4), doc="ResNet stages with a pooling (1 = res2)"),
-        "kernel": Option(3, doc="K, temporal window"),
-    },
-    doc="K x 1 x 1 temporal average pooling after conv1 (C2D-Pool, TAM Table 2)",
-)
+RESNET = per_block("pool", "resnet.after_conv1", lambda site, kernel: TemporalPool(site.frames, kernel),
+                   doc="K x 1 x 1 temporal average pooling after conv1 (C2D-Pool, TAM Table 2)",
+                   kernel=Option(3, doc="K, temporal window"))
 SPECS = (RESNET,)

@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from tembench.models.protocol import Option, Site, TemporalModule
+from tembench.models.protocol import Option, per_block
 
 BRANCHES = ("global+local", "global", "local", "global+se")
 ORDERS = ("local-first", "global-first")
@@ -110,24 +110,15 @@ class TAM(nn.Module):
         return f"channels={self.channels}, frames={self.frames}, branches={self.branches}, order={self.order}"
 
 
-def _make(site: Site, stages: list[int], **options) -> TAM | None:
-    return TAM(site.channels, site.frames, **options) if site.stage in stages else None
-
-
-RESNET = TemporalModule(
-    name="tam",
-    slots=("resnet.after_conv1",),
-    factory=_make,
-    options={
-        "stages": Option([1, 2, 3, 4], choices=(1, 2, 3, 4), doc="ResNet stages with a TAM (1 = res2)"),
-        "alpha": Option(2, doc="global branch: hidden width alpha*T"),
-        "beta": Option(4, doc="local branch: channel reduction C/beta"),
-        "kernel": Option(3, doc="K, taps of the aggregation kernel"),
-        "branches": Option("global+local", choices=BRANCHES, doc="Table 2 variants"),
-        "order": Option("local-first", choices=ORDERS, doc="global-first: TANet-R"),
-        "local_bn": Option(True, doc="BatchNorm in the local branch (the official code)"),
-        "se_reduction": Option(8, doc="reduction of the SE branch (branches global+se)"),
-    },
+RESNET = per_block(
+    "tam", "resnet.after_conv1", lambda site, **options: TAM(site.channels, site.frames, **options),
     doc="Temporal Adaptive Module after conv1 of every bottleneck (TANet-b, TAM §4.3)",
+    alpha=Option(2, doc="global branch: hidden width alpha*T"),
+    beta=Option(4, doc="local branch: channel reduction C/beta"),
+    kernel=Option(3, doc="K, taps of the aggregation kernel"),
+    branches=Option("global+local", choices=BRANCHES, doc="Table 2 variants"),
+    order=Option("local-first", choices=ORDERS, doc="global-first: TANet-R"),
+    local_bn=Option(True, doc="BatchNorm in the local branch (the official code)"),
+    se_reduction=Option(8, doc="reduction of the SE branch (branches global+se)"),
 )
 SPECS = (RESNET,)

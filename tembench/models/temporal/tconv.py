@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from tembench.models.protocol import Option, Site, TemporalModule
+from tembench.models.protocol import Option, per_block
 
 
 def shift_init_(weight: torch.Tensor, fold_div: int = 8) -> None:
@@ -45,30 +45,14 @@ class TemporalConv(nn.Module):
         return y.transpose(1, 2).reshape(nt, c, h, w)
 
 
-def _stages_option(what: str) -> Option:
-    return Option([1, 2, 3, 4], choices=(1, 2, 3, 4), doc=f"ResNet stages with {what} (1 = res2)")
-
-
-def _make_tconv(site: Site, stages: list[int], kernel: int) -> TemporalConv | None:
-    return TemporalConv(site.channels, site.frames, kernel, channelwise=False) if site.stage in stages else None
-
-
-def _make_tim(site: Site, stages: list[int], kernel: int) -> TemporalConv | None:
-    return TemporalConv(site.channels, site.frames, kernel, channelwise=True) if site.stage in stages else None
-
-
-RESNET_TCONV = TemporalModule(
-    name="tconv",
-    slots=("resnet.after_conv1",),
-    factory=_make_tconv,
-    options={"stages": _stages_option("a temporal convolution"), "kernel": Option(3, doc="K, temporal taps")},
+RESNET_TCONV = per_block(
+    "tconv", "resnet.after_conv1",
+    lambda site, kernel: TemporalConv(site.channels, site.frames, kernel, channelwise=False),
     doc="full K x 1 x 1 temporal convolution after conv1 (C2D-TConv, TAM Table 2)",
-)
-RESNET_TIM = TemporalModule(
-    name="tim",
-    slots=("resnet.after_conv1",),
-    factory=_make_tim,
-    options={"stages": _stages_option("a temporal convolution"), "kernel": Option(3, doc="K, temporal taps")},
+    kernel=Option(3, doc="K, temporal taps"))
+RESNET_TIM = per_block(
+    "tim", "resnet.after_conv1",
+    lambda site, kernel: TemporalConv(site.channels, site.frames, kernel, channelwise=True),
     doc="channel-wise temporal convolution after conv1, TSM-style init (C2D-TIM, TAM Table 2)",
-)
+    kernel=Option(3, doc="K, temporal taps"))
 SPECS = (RESNET_TCONV, RESNET_TIM)

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from tembench.models.protocol import Option, Site, TemporalModule
+from tembench.models.protocol import Option, per_block
 from tembench.models.temporal.tconv import TemporalConv
 
 
@@ -49,18 +49,7 @@ class TEI(nn.Module):
         return self.tim(self.mem(x))
 
 
-def _make(site: Site, stages: list[int], reduction: int) -> TEI | None:
-    return TEI(site.channels, site.frames, reduction) if site.stage in stages else None
-
-
-RESNET = TemporalModule(
-    name="teinet",
-    slots=("resnet.after_conv1",),
-    factory=_make,
-    options={
-        "stages": Option([1, 2, 3, 4], choices=(1, 2, 3, 4), doc="ResNet stages with a TEI module (1 = res2)"),
-        "reduction": Option(8, doc="r, the MEM's channel reduction"),
-    },
-    doc="MEM + TIM after conv1 (TEINet, cited in TAM Table 2)",
-)
+RESNET = per_block("teinet", "resnet.after_conv1", lambda site, reduction: TEI(site.channels, site.frames, reduction),
+                   doc="MEM + TIM after conv1 (TEINet, cited in TAM Table 2)",
+                   reduction=Option(8, doc="r, the MEM's channel reduction"))
 SPECS = (RESNET,)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from tembench.models.protocol import Option, Site, TemporalModule
+from tembench.models.protocol import Option, Site, per_block
 
 
 def temporal_shift(x: torch.Tensor, frames: int, fold_div: int = 8) -> torch.Tensor:
@@ -37,21 +37,12 @@ class TemporalShift(nn.Module):
         return f"frames={self.frames}, fold_div={self.fold_div}"
 
 
-def _make(site: Site, stages: list[int], fold_div: int, every: int) -> TemporalShift | None:
-    if site.stage not in stages or site.block % every:
-        return None
-    return TemporalShift(site.frames, fold_div)
+def _make(site: Site, fold_div: int, every: int) -> TemporalShift | None:
+    return None if site.block % every else TemporalShift(site.frames, fold_div)
 
 
-RESNET = TemporalModule(
-    name="tsm",
-    slots=("resnet.before_conv1",),
-    factory=_make,
-    options={
-        "stages": Option([1, 2, 3, 4], choices=(1, 2, 3, 4), doc="ResNet stages with a shift (1 = res2)"),
-        "fold_div": Option(8, doc="1/fold_div of the channels shifted each way"),
-        "every": Option(1, doc="shift in every every-th block of a stage (TSM-R101: 2)"),
-    },
-    doc="temporal shift on the residual branch before conv1 (TSM §3.3)",
-)
+RESNET = per_block("tsm", "resnet.before_conv1", _make,
+                   doc="temporal shift on the residual branch before conv1 (TSM §3.3)",
+                   fold_div=Option(8, doc="1/fold_div of the channels shifted each way"),
+                   every=Option(1, doc="shift in every every-th block of a stage (TSM-R101: 2)"))
 SPECS = (RESNET,)
