@@ -71,6 +71,34 @@ def profile(patterns: list[str] | None = None, frames: list[int] | str | None = 
                        on_record=on_record).records
 
 
+def _split_import_paths(patterns: list[str] | None, kwargs, layout: str | None):
+    """(registry patterns, specs of the factories named by import path)."""
+    import json
+
+    from tembench.registry import IMPORT_PATH_RE
+
+    paths = [p for p in patterns or [] if IMPORT_PATH_RE.match(p)]
+    if (kwargs is not None or layout is not None) and not paths:
+        raise UsageError("--kwargs and --layout apply to a factory named by import path, e.g. "
+                         "`tembench profile my_pkg.models:build_net --kwargs '{\"depth\": 50}'`")
+    if isinstance(kwargs, str):
+        try:
+            kwargs = json.loads(kwargs)
+        except json.JSONDecodeError as e:
+            raise UsageError(f"--kwargs must be a JSON object, e.g. '{{\"depth\": 50}}', got {kwargs!r} ({e})") from None
+    if not paths:
+        return patterns, []
+    from tembench.models.factory import adhoc_spec
+
+    from tembench.cost import count_spec
+
+    rest = [p for p in patterns if p not in paths]
+    specs = [adhoc_spec(p, kwargs, layout or "BCTHW") for p in paths]
+    for spec in specs:  # a factory that raises, returns no module or does not take the layout: one line, now
+        count_spec(spec, temporal_baseline=False)
+    return rest, specs
+
+
 CPU_CLIPS_WARNING = 16  # clips per forward above which a CPU runtime sweep is announced as slow
 
 
@@ -78,11 +106,14 @@ def run_profile(patterns: list[str] | str | None = None, frames: list[int] | str
                 size: int | None = None, views: str | None = None, convention: str = "fvcore", *,
                 batches: list[int] | str | None = None, runtime=None, out: str | None = None, save: bool = True,
                 progress: bool = True, on_record: Callable[[dict], None] | None = None,
-                on_note: Callable[[str], None] | None = None):
+                on_note: Callable[[str], None] | None = None, kwargs: dict | str | None = None,
+                layout: str | None = None):
     """``tembench profile``: a cost sweep, or with ``runtime`` (a :class:`~tembench.runtime.RuntimeOptions`,
     see :func:`runtime_options`) a runtime sweep, over the grid of matching variants x frames (x batches).
 
-    Every record is written to a run file as it comes (``save``); a failing case is recorded and the
+    A pattern may also be an import path ``package.module:callable`` of a factory of one's own (no
+    registry entry needed): ``kwargs`` (a dict, or its JSON text) go to it, ``layout`` (``BCTHW`` or
+    ``BTCHW``) says what its model takes. Every record is written to a run file as it comes (``save``); a failing case is recorded and the
     sweep goes on; Ctrl-C, SIGTERM or a full disk stop it with everything measured kept. Returns a
     :class:`~tembench.results.driver.RunResult` (``records``, ``path``, ``failed``, ``stopped``, ``note``,
     ``notes``).
@@ -103,12 +134,13 @@ def run_profile(patterns: list[str] | str | None = None, frames: list[int] | str
         raise UsageError(f"size must be a positive integer, got {size!r}")
     get_convention(convention)
     checked_registry()
+    patterns, specs = _split_import_paths(patterns, kwargs, layout)
     notes: list[str] = []
     if runtime is None:
         if batches:
             raise UsageError("batch sizes only apply to runtime profiling; add --latency, --memory, --trace or "
                              "--find-max-batch")
-        cases = profile_cases(patterns, frames, size, views, notes)
+        cases = profile_cases(patterns, frames, size, views, notes, specs)
         check_cases(cases)
         params = {"patterns": patterns, "frames": frames, "size": size, "views": views, "convention": convention}
         from tembench.cost import records as cost_records
@@ -123,7 +155,7 @@ def run_profile(patterns: list[str] | str | None = None, frames: list[int] | str
     from tembench.env import fingerprint
 
     opts = runtime
-    cases = rt.runtime_cases(profile_cases(patterns, frames, size, views, notes), batches)
+    cases = rt.runtime_cases(profile_cases(patterns, frames, size, views, notes, specs), batches)
     check_cases([(c.spec, c.frames, c.size) for c in cases])
     heavy = max(cases, key=lambda c: c.clips_per_forward * c.t)
     if opts.device == "cpu" and heavy.clips_per_forward > CPU_CLIPS_WARNING and on_note is not None:
@@ -208,6 +240,22 @@ def runtime_options(latency: bool = True, memory: bool = False, device: str = "c
                           steady_heap=steady_heap,
                           timing=TimingConfig.for_device(device, budget, warmup_s=warmup, min_reps=min_reps,
                                                          target_spread=target_spread))
+
+
+def profile_runtime(model, frames: int = 8, size: int = 224, batch: int = 1, *, layout: str = "BCTHW",
+                    example_input=None, temporal: list[str] | tuple[str, ...] = (), name: str | None = None,
+                    options=None, **option_kwargs) -> dict:
+    """The latency / memory record of any ``nn.Module`` (moved to the device and dtype of the options, in
+    eval mode), e.g. ``profile_runtime(my_model, frames=16, layout="BTCHW", memory=True, budget=5)``.
+
+    ``options`` is a :class:`~tembench.runtime.RuntimeOptions`, or give :func:`runtime_options`' keywords.
+    The input is a random clip in ``layout`` or ``example_input(batch, frames, size) -> (args, kwargs)``;
+    ``temporal``: module-name globs whose time is ``temporal_ms`` (and multiply-adds ``temporal_gflops``)."""
+    from tembench.runtime.runner import measure_module
+
+    opts = options if options is not None else runtime_options(**option_kwargs)
+    return measure_module(model, opts, name=name, frames=frames, size=size, batch=batch, layout=layout,
+                          example_input=example_input, temporal=tuple(temporal))
 
 
 def runtime_profile(patterns: list[str] | None = None, frames: list[int] | str | None = None,

@@ -98,7 +98,7 @@ def check_accuracy(baseline_dir: Path, accept: bool = False, current: list[dict]
 
     base = None if accept else load_baseline(baseline_dir, MOTION_FILE)
     if current is None:
-        motion = [s.id for s in registry().select(["motion"]) if _selected(s.id, patterns)]
+        motion = [s.id for s in motion_variants(patterns)]
         t0 = time.perf_counter()
         current = run_benchmark(motion, on_record=lambda r: _say(
             progress, "accuracy", f"{r['variant']}: top-1 {r['top1']:.1f}%", t0)) if motion else []
@@ -120,8 +120,29 @@ def check_accuracy(baseline_dir: Path, accept: bool = False, current: list[dict]
     return verdicts
 
 
-# The small fixed set whose CPU latency CI tracks (variant, frames, input size).
-LATENCY_SET = (("tsn/tsn-r18", 8, 112), ("tsm/tsm-r18", 8, 112), ("motion/tanet", 8, 32), ("motion/emim", 8, 32))
+def latency_cases(patterns: list[str] | None = None) -> tuple[tuple[str, int, int], ...]:
+    """The cases whose CPU latency the gate tracks: (variant, frames, input size) of every selected variant
+    whose registry entry has ``latency_gate`` (the built-in registry: TSN-R18 and TSM-R18 at 8x112, the
+    motion TANet and EMIM at 8x32)."""
+    from tembench.registry import registry
+
+    return tuple((s.id, s.latency_gate["frames"], s.latency_gate["input_size"])
+                 for s in registry().select(patterns) if s.latency_gate)
+
+
+def motion_variants(patterns: list[str] | None = None) -> list:
+    """The selected variants the motion-accuracy gate trains (registry entries with ``motion_gate``)."""
+    from tembench.registry import registry
+
+    return [s for s in registry().select(patterns) if s.motion_gate]
+
+
+def gate_cases(patterns: list[str] | None = None) -> dict[str, int]:
+    """How many cases each gate has for the selected variants (a gate with none does not apply)."""
+    from tembench.registry import registry
+
+    return {"cost": len(registry().select(patterns)), "latency": len(latency_cases(patterns)),
+            "accuracy": len(motion_variants(patterns))}
 LATENCY_BUDGET_S = 4.5
 
 
@@ -140,7 +161,7 @@ def _reference_workload():
     return run
 
 
-def latency_records(cases=LATENCY_SET, budget_s: float = LATENCY_BUDGET_S, threads: int = 1,
+def latency_records(cases=None, budget_s: float = LATENCY_BUDGET_S, threads: int = 1,
                     rounds: int = 3, progress: Progress | None = None) -> list[dict]:
     """CPU latency of each case with tembench's own timing loop, raw samples kept.
 
@@ -155,6 +176,7 @@ def latency_records(cases=LATENCY_SET, budget_s: float = LATENCY_BUDGET_S, threa
     from tembench.runtime.runner import Case, RuntimeOptions, measure_case, torch_threads
     from tembench.runtime.timing import TimingConfig, time_fn
 
+    cases = latency_cases() if cases is None else cases
     per_round = budget_s / rounds
     opts = RuntimeOptions(latency=True, device="cpu", modules=False, threads=threads,
                           timing=TimingConfig(budget_s=per_round, min_run_s=min(1.0, per_round), max_reps=200))
@@ -192,7 +214,7 @@ def check_latency(baseline_dir: Path, accept: bool = False, current: list[dict] 
                   patterns: list[str] | None = None, progress: Progress | None = None) -> list[gates.Verdict]:
     from tembench.env import hardware_hash
 
-    cases = [c for c in LATENCY_SET if _selected(c[0], patterns)]
+    cases = latency_cases(patterns)
     base = None if accept else load_baseline(baseline_dir, LATENCY_FILE)
     if base is not None and (base.get("fingerprint") or {}).get("hardware_hash") != hardware_hash():
         return [gates.latency_gate(_latency_key(r), r.get("samples_ms") or [], [], same_hardware=False)
@@ -239,23 +261,28 @@ def run_check(baseline_dir: str | Path = DEFAULT_BASELINE, which: list[str] | tu
     before anything is measured), or :class:`~tembench.errors.BaselineError` is raised; baselines are
     written only with ``accept``. A gate that cannot run (a missing dependency, no device, an error
     while measuring) gives an ``error`` verdict, which fails the check like a regression. ``patterns``
-    (variant ids, families or globs) restricts every gate to the matching variants.
+    (variant ids, families or globs) restricts every gate to the matching variants. The registry says
+    what each gate measures: every variant's cost, the latency of those with ``latency_gate``, the
+    motion accuracy of those with ``motion_gate``; a gate with no such variant does not apply (and
+    needs no baseline), so a project of one's own gates its own models.
     """
     baseline_dir = Path(baseline_dir)
     unknown = [g for g in which if g not in GATES]
     if unknown or not which:
         raise UsageError(f"unknown gate(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(GATES)}")
-    if patterns:
-        from tembench.registry import registry
-
-        registry().select(patterns)  # an unknown variant or family is an error, before anything is measured
+    cases = gate_cases(patterns)  # an unknown variant or family is an error, before anything is measured
+    applicable = [g for g in which if cases[g]]
+    for gate in which:
+        if not cases[gate] and progress is not None:
+            progress(f"{gate}: no case (no selected variant has "
+                     f"{'latency_gate' if gate == 'latency' else 'motion_gate'} in its registry entry); skipped")
     if not accept:
-        for gate in which:
+        for gate in applicable:
             load_baseline(baseline_dir, GATE_FILES[gate])
     runners = {"cost": check_cost, "latency": check_latency, "accuracy": check_accuracy}
     verdicts: list[gates.Verdict] = []
     for gate in GATES:
-        if gate not in which:
+        if gate not in applicable:
             continue
         try:
             verdicts += runners[gate](baseline_dir, accept, patterns=patterns, progress=progress)

@@ -44,8 +44,9 @@ def parse_views(text: str | None) -> tuple[int | None, int, int]:
 
 def profile_cases(patterns: list[str] | None = None, frames: list[int] | None = None,
                   size: int | None = None, views: str | None = None,
-                  notes: list[str] | None = None) -> list[Case]:
-    """The grid of (variant, frames, size, crops, clips) cases a profile run measures.
+                  notes: list[str] | None = None, specs: list[VariantSpec] | None = None) -> list[Case]:
+    """The grid of (variant, frames, size, crops, clips) cases a profile run measures: the registered
+    variants ``patterns`` select, then ``specs`` (networks named by an import path, not registered).
 
     Conflicting frame counts (``frames`` and the frames of ``views``) are an error. An ensemble's members
     fix their frame counts: with ``frames`` given, an ensemble named outright is an error, and one that a
@@ -58,7 +59,8 @@ def profile_cases(patterns: list[str] | None = None, frames: list[int] | None = 
         frames = [view_frames]
     cases = []
     left_out = []
-    for spec in registry().select(patterns):
+    selected = registry().select(patterns) if patterns or not specs else []
+    for spec in selected + list(specs or []):
         if spec.is_ensemble:
             if frames is not None:
                 if spec.id in (patterns or []):

@@ -126,12 +126,13 @@ def train_and_evaluate(model: nn.Module, cfg: MotionConfig, data=None) -> dict:
 
 def run_benchmark(patterns: list[str] | None = None, cfg: MotionConfig = MotionConfig(),
                   on_record=None) -> list[dict]:
-    """Train and evaluate every selected ``motion/*`` variant; one accuracy record each."""
+    """Train and evaluate every selected variant (default: every one whose registry entry has
+    ``motion_gate``, the built-in ``motion/*``); one accuracy record each."""
     from tembench.models.build import build_from_spec
     from tembench.registry import registry
 
     torch.set_num_threads(2)
-    specs = registry().select(patterns or ["motion"])
+    specs = registry().select(patterns) if patterns else [s for s in registry().select() if s.motion_gate]
     data = (training_data(cfg), held_out_data(cfg))
     records = []
     for spec in specs:

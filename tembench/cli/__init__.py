@@ -40,7 +40,10 @@ def main(argv: list[str] | None = None) -> None:
     as Ctrl-C does, so a killed measurement keeps what it measured."""
     args = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in args or os.environ.get("TEMBENCH_DEBUG", "") not in ("", "0")
-    args = [a for a in args if a != "--debug"]
+    args, registries, builtin = _global_options([a for a in args if a != "--debug"])
+    from tembench.registry import configure
+
+    configure(registries, builtin)
     try:
         # without standalone mode, typer returns the exit code of typer.Exit (130 for Ctrl-C)
         with _sigterm_as_interrupt():
@@ -73,6 +76,25 @@ def main(argv: list[str] | None = None) -> None:
             err("interrupted")
         sys.exit(rv)
     sys.exit(0)
+
+
+def _global_options(args: list[str]) -> tuple[list[str], list[str], bool]:
+    """Take ``--registry DIR`` (repeatable, also ``--registry=DIR``) and ``--no-builtin`` out of the command
+    line wherever they are: (the rest, the directories, whether the built-in registry is included)."""
+    rest, dirs, builtin, i = [], [], True, 0
+    while i < len(args):
+        a = args[i]
+        if a == "--no-builtin":
+            builtin = False
+        elif a == "--registry" and i + 1 < len(args):
+            dirs.append(args[i + 1])
+            i += 1
+        elif a.startswith("--registry="):
+            dirs.append(a.split("=", 1)[1])
+        else:
+            rest.append(a)
+        i += 1
+    return rest, dirs, builtin
 
 
 @contextmanager

@@ -43,7 +43,8 @@ def _device(value: Optional[str]) -> Optional[str]:
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.", case_sensitive=False)]
 PatternsArg = Annotated[
     Optional[list[str]],
-    typer.Argument(help="Variant ids, families (e.g. 'tam') or glob patterns (e.g. 'tam/tanet-*'). Default: all."),
+    typer.Argument(help="Variant ids, families (e.g. 'tam') or glob patterns (e.g. 'tam/tanet-*'); for profile also "
+                        "a factory of your own, 'package.module:callable'. Default: all."),
 ]
 ColumnsOpt = Annotated[Optional[str], typer.Option(
     "--columns", help="Table columns: 'all', or field names separated by commas. Default: the essential ones "
@@ -57,9 +58,16 @@ DtypeOpt = Annotated[Optional[Dtype], typer.Option(
 
 
 @app.callback()
-def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors (also accepted after "
-                                                             "the command).")] = False) -> None:
-    """Options before the command; ``--debug`` is handled by :func:`tembench.cli.main`."""
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    registry: Annotated[Optional[list[str]], typer.Option(
+        "--registry", metavar="DIR", help="A directory of registry files of your own, merged with the built-in "
+                                          "registry (repeatable; also $TEMBENCH_REGISTRY, a path list).")] = None,
+    no_builtin: Annotated[bool, typer.Option("--no-builtin", help="Leave the built-in registry out (only your "
+                                                                  "own variants).")] = False,
+) -> None:
+    """Global options, accepted before or after the command (:func:`tembench.cli.main` takes them out of
+    the command line wherever they are)."""
 
 
 def err(msg: str) -> None:

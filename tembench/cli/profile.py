@@ -14,6 +14,11 @@ from tembench.errors import UsageError
 
 class CrossCheck(str, Enum):
     fvcore = "fvcore"
+
+
+class Layout(str, Enum):
+    BCTHW = "BCTHW"
+    BTCHW = "BTCHW"
 from tembench.report.render import OutputFormat, plural, print_rows
 
 
@@ -45,6 +50,12 @@ def profile_cmd(
     columns: ColumnsOpt = None,
     out: Annotated[Optional[Path], typer.Option(help="Directory for the run record. Default: $TEMBENCH_RUNS or results/runs.")] = None,
     save: Annotated[bool, typer.Option("--save/--no-save", help="Write the run record.")] = True,
+    kwargs: Annotated[Optional[str], typer.Option(
+        "--kwargs", help="For a factory named by import path (package.module:callable): its keyword arguments "
+                         "as a JSON object, e.g. '{\"depth\": 50}'.")] = None,
+    layout: Annotated[Optional[Layout], typer.Option(
+        case_sensitive=False, help="For a factory named by import path: the clip tensor its model takes, "
+                                   "BCTHW (default, as tembench's models) or BTCHW (e.g. pixel_values).")] = None,
     cross_check: Annotated[Optional[CrossCheck], typer.Option(
         "--cross-check", help="Instead of the cost table: count each variant at a small input (its frames, "
         "64x64, or --frames/--size) both on the meta device under fvcore-legacy and with fvcore's own "
@@ -98,7 +109,8 @@ def profile_cmd(
         if given:
             raise UsageError(f"{', '.join(given)} only apply to runtime profiling; add --latency, --memory, "
                              "--trace or --find-max-batch")
-        result = run_profile(patterns, frames, size, views, convention.value, out=out, save=save)
+        result = run_profile(patterns, frames, size, views, convention.value, out=out, save=save, kwargs=kwargs,
+                             layout=layout.value if layout else None)
         single_view = all(r.get("gflops_total") == r.get("gflops") for r in result.records)
         default = [c for c in PROFILE_COLUMNS if not (single_view and c in ("views", "gflops_total"))]
         print_table(result.records, format, default, columns,
@@ -110,7 +122,7 @@ def profile_cmd(
                            find_max_batch=find_max_batch, budget=budget, warmup=1.0 if warmup is None else warmup,
                            threads=threads, steady_heap=steady_heap)
     result = run_profile(patterns, frames, size, views, convention.value, batches=batch, runtime=opts, out=out, save=save,
-                         on_note=lambda s: err(f"note: {s}"))
+                         on_note=lambda s: err(f"note: {s}"), kwargs=kwargs, layout=layout.value if layout else None)
     _print_runtime(result.records, format, columns, opts, modules)
     _finish(result)
 

@@ -189,6 +189,7 @@ class OpCounts:
     macs: Counter = field(default_factory=Counter)  # (module, op, category) -> int
     uncounted: Counter = field(default_factory=Counter)  # op name -> calls
     params: int = 0
+    param_numel: dict = field(default_factory=dict)  # parameter name -> elements (for a module's share)
 
     def items(self):
         for (module, op, category), n in self.macs.items():
@@ -376,28 +377,40 @@ def count_params(model: nn.Module) -> int:
     return total
 
 
-def count_ops(model: nn.Module, inputs: torch.Tensor | tuple) -> OpCounts:
-    """Run ``model`` once on ``inputs`` (normally meta tensors) and count every operator.
+def count_ops(model: nn.Module, inputs: torch.Tensor | tuple, kwargs: dict | None = None,
+              tensors: dict[str, torch.Tensor] | None = None) -> OpCounts:
+    """Run ``model`` once on ``inputs`` (and keyword ``kwargs``), normally meta tensors, and count every operator.
 
-    The model is put in eval mode (inference batch norm), gradients are off and PyTorch's fused
-    multi-head-attention fast path is disabled so that its projections stay visible.
+    ``tensors``: parameters and buffers to run with instead of the module's own, by name (meta tensors
+    of the same shapes: a real module, on any device, is counted without computing anything on it,
+    through ``torch.func.functional_call``). The model is in eval mode during the count (its mode is
+    restored), gradients are off and PyTorch's fused multi-head-attention fast path is disabled so
+    that its projections stay visible.
     """
     inputs = inputs if isinstance(inputs, tuple) else (inputs,)
+    kwargs = kwargs or {}
     counts = OpCounts(params=count_params(model))
+    counts.param_numel = {name: p.numel() for name, p in model.named_parameters()}
     stack: list[str] = [""]
+    was_training = model.training
     model.eval()
     handles = _track_modules(model, stack)
     fastpath = torch.backends.mha.get_fastpath_enabled()
     torch.backends.mha.set_fastpath_enabled(False)
-    device = next((t.device for t in inputs if isinstance(t, torch.Tensor)), torch.device("cpu"))
+    every = list(inputs) + list(kwargs.values())
+    device = next((t.device for t in every if isinstance(t, torch.Tensor)), torch.device("cpu"))
     try:
         regions = _Regions(stack, counts)
         with torch.no_grad(), torch.device(device), regions, _Counter(regions, stack, counts):
-            model(*inputs)
+            if tensors is None:
+                model(*inputs, **kwargs)
+            else:
+                torch.func.functional_call(model, tensors, inputs, kwargs, strict=False)
     finally:
         torch.backends.mha.set_fastpath_enabled(fastpath)
         for h in handles:
             h.remove()
+        model.train(was_training)
     return counts
 
 

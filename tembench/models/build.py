@@ -51,10 +51,20 @@ def check_variant(spec: VariantSpec, fail) -> None:
     problem)`` otherwise). Install it with ``registry().check([check_variant])``."""
     if spec.is_ensemble:
         return
+    if spec.is_python:
+        from tembench.models.factory import resolve
+
+        for key in ("factory", "example_input"):
+            if getattr(spec, key):
+                try:
+                    resolve(getattr(spec, key), key)
+                except UsageError as e:
+                    fail(key, str(e))
+        return
     try:
         module = arch_module(spec.arch)
     except KeyError as e:
-        fail("arch", str(e.args[0]))
+        fail("arch", f"{e.args[0]}, or python (a network of one's own, with factory = \"package.module:callable\")")
     if spec.backbone not in module.BACKBONES:
         fail("backbone", f"unknown backbone {spec.backbone!r} for arch {spec.arch!r}; "
                          f"one of {', '.join(module.BACKBONES)}")
@@ -77,7 +87,13 @@ def baseline_spec(spec: VariantSpec) -> VariantSpec:
     """The same backbone with no temporal module: the baseline of ``temporal_gflops``.
 
     The host's own options (e.g. UniFormer's ``stem_stride``) keep their effective values (given, or
-    defaulted by the temporal module: EMIM's stride-1 stem)."""
+    defaulted by the temporal module: EMIM's stride-1 stem). A network of one's own names its baseline
+    variant (``baseline``); one that gives its temporal modules as globs has none (its share is read
+    off the modules themselves)."""
+    if spec.is_python:
+        if not spec.baseline:
+            raise UsageError(f"{spec.id} names no baseline variant (its temporal modules are globs)")
+        return get_variant(spec.baseline)
     module = arch_module(spec.arch)
     effective = {**module.option_defaults(spec.temporal), **spec.options}
     options = {k: effective[k] for k in module.OPTIONS if k in effective}
@@ -98,6 +114,8 @@ def check_input(spec: VariantSpec, frames: int | None = None, size: int | None =
         for m in spec.members:
             check_input(get_variant(m.variant), m.frames, size)
         return
+    if spec.is_python:
+        return
     problem = arch_module(spec.arch).input_problem(spec.backbone, size)
     if problem:
         raise UsageError(f"{spec.id}: {problem}")
@@ -114,6 +132,10 @@ def build_from_spec(spec: VariantSpec, frames: int | None = None, num_classes: i
         raise UsageError(f"num_classes must be a positive integer, got {classes!r}")
     if not temporal:
         spec = baseline_spec(spec)
+    if spec.is_python:
+        from tembench.models.factory import build
+
+        return build(spec, frames, classes)
     return arch_module(spec.arch).build(spec.backbone, spec.temporal, dict(spec.options), frames, classes)
 
 

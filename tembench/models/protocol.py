@@ -388,12 +388,40 @@ def names(host: str) -> tuple[str, ...]:
 
 
 def lookup(host: str, name: str) -> TemporalModule:
-    """The spec registered as ``name`` on ``host``; ``KeyError`` naming the known ones otherwise."""
-    try:
+    """The spec registered as ``name`` on ``host``; ``KeyError`` naming the known ones otherwise.
+
+    ``name`` may also be an import path ``package.module:ATTRIBUTE`` naming a :class:`TemporalModule` (or
+    a sequence of them, one per host) in a package of one's own: a registry entry can then say
+    ``temporal = "my_pkg.shift:SPEC"`` without any registration code; it is registered under that path."""
+    if (host, name) in _CATALOGUE:
         return _CATALOGUE[(host, name)]
-    except KeyError:
-        raise KeyError(f"unknown temporal module {name!r} for arch {host!r}; one of "
-                       f"{', '.join(names(host)) or 'none'}") from None
+    if ":" in name:
+        return _import_spec(host, name)
+    raise KeyError(f"unknown temporal module {name!r} for arch {host!r}; one of "
+                   f"{', '.join(names(host)) or 'none'} (or an import path 'package.module:SPEC' of your own)")
+
+
+def _import_spec(host: str, path: str) -> TemporalModule:
+    import importlib
+
+    module_name, _, attr = path.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except Exception as e:  # noqa: BLE001 -- a missing package, a typo, the module raising on import
+        raise KeyError(f"temporal module {path!r}: cannot import it ({type(e).__name__}: {e}); is its package "
+                       "installed or on PYTHONPATH?") from None
+    specs = [obj] if isinstance(obj, TemporalModule) else list(obj) if isinstance(obj, (list, tuple)) else []
+    if not specs or not all(isinstance(x, TemporalModule) for x in specs):
+        raise KeyError(f"temporal module {path!r} is a {type(obj).__name__}, not a tembench.models.protocol."
+                       "TemporalModule (or a sequence of them)")
+    for spec in specs:
+        if host in spec.hosts:
+            _CATALOGUE[(host, path)] = spec
+            return spec
+    raise KeyError(f"temporal module {path!r} has no slot on arch {host!r}; its slots: "
+                   f"{', '.join(s for x in specs for s in x.slots)}")
 
 
 def option_table(host: str, host_options: Mapping[str, Option], temporal: str | None) -> dict[str, Option]:
@@ -460,4 +488,6 @@ class Plan:
         if made is not None and not isinstance(made, nn.Module):
             raise TypeError(f"temporal module {self.module.name!r} returned {type(made).__name__} at {path} "
                             f"({slot}); expected an nn.Module or None")
+        if made is not None:
+            made.tembench_temporal = self.module.name  # what placed it: runtime times it as a temporal module
         return made

@@ -1,8 +1,10 @@
 """Time per module, measured with forward hooks, and named profiler ranges for traces.
 
 The modules of interest are the model's **top-level children** (``conv1``, ``layer1``, ..., ``fc``) and its
-**temporal modules**: every module whose class is defined in :mod:`tembench.models.temporal` (TSM's shift,
-TAM, ATM, EMIM attention, ...), outermost only. Hooks time them in a real forward, so costs with no
+**temporal modules**, outermost only: every module whose class is defined in :mod:`tembench.models.temporal`
+(TSM's shift, TAM, ATM, EMIM attention, ...) or that the temporal-module protocol placed (a module of
+one's own in a tembench host), or, for a network of one's own, the modules its registry entry's
+module-name globs match (``temporal = "*.tsm"``). Hooks time them in a real forward, so costs with no
 multiply-adds (a shift, a window gather) show up; their sum is ``temporal_ms``.
 
 On CPU a hook reads the monotonic clock; on CUDA it records an event on the current stream, and the events
@@ -23,14 +25,18 @@ TEMPORAL_PACKAGE = "tembench.models.temporal"
 
 
 def is_temporal(module: nn.Module) -> bool:
-    return type(module).__module__.startswith(TEMPORAL_PACKAGE)
+    return type(module).__module__.startswith(TEMPORAL_PACKAGE) or hasattr(module, "tembench_temporal")
 
 
-def temporal_modules(model: nn.Module) -> dict[str, nn.Module]:
-    """Outermost temporal modules by qualified name, e.g. ``layer1.0.shift``."""
+def temporal_modules(model: nn.Module, globs: tuple[str, ...] = ()) -> dict[str, nn.Module]:
+    """Outermost temporal modules by qualified name, e.g. ``layer1.0.shift``; with ``globs``, the modules
+    whose names match one of them."""
+    from fnmatch import fnmatchcase
+
     found: dict[str, nn.Module] = {}
     for name, module in model.named_modules():
-        if is_temporal(module) and not any(name.startswith(p + ".") for p in found):
+        hit = any(fnmatchcase(name, g) for g in globs) if globs else is_temporal(module)
+        if name and hit and not any(name.startswith(p + ".") for p in found):
             found[name] = module
     return found
 
@@ -92,14 +98,15 @@ class ModuleTimer:
         return {n: sum(b - a for a, b in spans) * 1e3 for n, spans in self._spans.items()}
 
 
-def module_times(model: nn.Module, fn: Callable[[], object], device: str = "cpu", reps: int = 3) -> dict:
+def module_times(model: nn.Module, fn: Callable[[], object], device: str = "cpu", reps: int = 3,
+                 globs: tuple[str, ...] = ()) -> dict:
     """Median over ``reps`` forwards of the time per top-level module and per temporal module.
 
     Returns ``module_ms`` (top-level name -> ms), ``temporal_module_ms`` (qualified name -> ms) and
     ``temporal_ms`` (their sum; 0.0 for a model without temporal modules).
     """
     top = top_level_modules(model)
-    temporal = temporal_modules(model)
+    temporal = temporal_modules(model, globs)
     watched = {**{f"top:{n}": m for n, m in top.items()}, **{f"temporal:{n}": m for n, m in temporal.items()}}
     per_rep: dict[str, list[float]] = defaultdict(list)
     for _ in range(max(1, reps)):

@@ -122,43 +122,58 @@ def torch_dtype(name: str):
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[name]
 
 
-def prepare_model(spec: VariantSpec, frames: int, opts: RuntimeOptions):
-    """(model, callable): the model in eval mode on the options' device, dtype and memory format, and
-    what to call (the compiled model with ``--compile``)."""
+def prepare_model(spec: VariantSpec, frames: int, opts: RuntimeOptions, model=None):
+    """(model, callable): the model (built from ``spec``, or the given ``model``) in eval mode on the
+    options' device, dtype and memory format, and what to call (the compiled model with ``--compile``)."""
     import torch
 
     from tembench.models.build import build_model
 
     torch.manual_seed(opts.seed)
-    model = build_model(spec, frames=frames).eval().to(device=opts.device, dtype=torch_dtype(opts.dtype))
+    model = build_model(spec, frames=frames) if model is None else model
+    model = model.eval().to(device=opts.device, dtype=torch_dtype(opts.dtype))
     if opts.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model, torch.compile(model) if opts.compile else model
 
 
-def make_input(clips: int, frames: int, size: int, opts: RuntimeOptions):
-    """A seeded random clip batch (clips, 3, frames, size, size)."""
+def make_input(clips: int, frames: int, size: int, opts: RuntimeOptions, spec: VariantSpec | None = None):
+    """A seeded random clip batch (clips, 3, frames, size, size) for tembench's models; for a network of
+    one's own, what its ``layout`` or ``example_input`` says, as (args, kwargs), floating tensors in the
+    options' dtype on its device."""
     import torch
 
+    if spec is not None and spec.is_python:
+        from tembench.models.factory import example_inputs
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(opts.seed)
+            args, kwargs = example_inputs(spec, clips, frames, size)
+        move = lambda t: (t.to(device=opts.device, dtype=torch_dtype(opts.dtype)) if t.is_floating_point()  # noqa: E731
+                          else t.to(opts.device)) if isinstance(t, torch.Tensor) else t
+        return tuple(move(a) for a in args), {k: move(v) for k, v in kwargs.items()}
     x = torch.randn(clips, 3, frames, size, size, generator=torch.Generator().manual_seed(opts.seed))
     x = x.to(device=opts.device, dtype=torch_dtype(opts.dtype))
     return x.contiguous(memory_format=torch.channels_last_3d) if opts.channels_last else x
 
 
 def make_forward(call, x) -> Callable[[], object]:
+    """A no-grad forward of ``call`` on ``x``: a tensor, or (args, kwargs) from :func:`make_input`."""
     import torch
+
+    args, kwargs = x if isinstance(x, tuple) else ((x,), {})
 
     def forward():
         with torch.inference_mode():
-            return call(x)
+            return call(*args, **kwargs)
 
     return forward
 
 
-def prepare(spec: VariantSpec, frames: int, size: int, clips: int, opts: RuntimeOptions):
+def prepare(spec: VariantSpec, frames: int, size: int, clips: int, opts: RuntimeOptions, model=None):
     """(model, input, forward) for one case."""
-    model, call = prepare_model(spec, frames, opts)
-    x = make_input(clips, frames, size, opts)
+    model, call = prepare_model(spec, frames, opts, model)
+    x = make_input(clips, frames, size, opts, spec)
     return model, x, make_forward(call, x)
 
 
@@ -197,6 +212,29 @@ def measure_case(case: Case, opts: RuntimeOptions, max_batch_cache: dict | None 
         return _measure_case(case, opts, max_batch_cache)
 
 
+def measure_module(model, opts: RuntimeOptions, *, name: str | None = None, frames: int = 8, size: int = 224,
+                   batch: int = 1, layout: str = "BCTHW", example_input=None, temporal: tuple[str, ...] = ()) -> dict:
+    """The runtime record of any ``nn.Module`` (moved to the options' device and dtype, in eval mode): its
+    input is a random clip in ``layout`` (``BCTHW`` or ``BTCHW``), or ``example_input(batch, frames,
+    size) -> (args, kwargs)``; ``temporal``: module-name globs timed as its temporal modules."""
+    from tembench.cost.counting import count
+
+    spec = VariantSpec(id=name or type(model).__name__, arch="python", backbone="", temporal=", ".join(temporal) or None,
+                       options={}, classes=0, frames=frames, input_size=size, paper="", layout=layout,
+                       example_input=example_input or "", temporal_globs=tuple(temporal))
+
+    def cost() -> dict:
+        try:
+            r = count(model, frames, size, layout=layout, example_input=example_input, temporal=list(temporal) or None)
+        except Exception as e:  # noqa: BLE001 -- still timed
+            return {"cost_error": one_line(e)}
+        return {"gflops": r.macs / 1e9, "gflops_total": r.macs * batch / 1e9, "params": r.params,
+                "temporal_gflops": None if r.temporal_macs is None else r.temporal_macs / 1e9}
+
+    with torch_threads(opts.threads):
+        return _measure_case(Case(spec, frames, size, 1, 1, batch), opts, None, model=model, cost=cost)
+
+
 @contextmanager
 def torch_threads(n: int | None) -> Iterator[None]:
     """Run the block with ``n`` intra-op threads (unchanged when None)."""
@@ -213,7 +251,7 @@ def torch_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _measure_case(case: Case, opts: RuntimeOptions, max_batch_cache: dict | None) -> dict:
+def _measure_case(case: Case, opts: RuntimeOptions, max_batch_cache: dict | None, model=None, cost=None) -> dict:
     rec = base_record(case, opts)
     if opts.device == "cpu":
         rec["heap"] = "held" if opts.steady_heap and hold_heap() else "default"
@@ -221,10 +259,10 @@ def _measure_case(case: Case, opts: RuntimeOptions, max_batch_cache: dict | None
         rec.update(status="skipped", error=f"{case.spec.id} is an ensemble; profile its members "
                                            f"({', '.join(m.variant + '@' + str(m.frames) for m in case.spec.members)})")
         return rec
-    rec.update(cost_fields(case))
-    model = x = forward = None
+    rec.update(cost_fields(case) if cost is None else cost())
+    given, model, x, forward = model, None, None, None
     try:
-        model, x, forward = prepare(case.spec, case.t, case.s, case.clips_per_forward, opts)
+        model, x, forward = prepare(case.spec, case.t, case.s, case.clips_per_forward, opts, given)
         if opts.latency:
             timing = time_fn(forward, opts.device, opts.timing)
             rec.update(timing.summary())
@@ -232,7 +270,7 @@ def _measure_case(case: Case, opts: RuntimeOptions, max_batch_cache: dict | None
             rec["clips_per_s"] = case.clips_per_forward / seconds
             rec["videos_per_s"] = case.batch / seconds
             if opts.modules and not opts.compile:  # hooks would break a compiled graph (and recompile it)
-                rec.update(module_times(model, forward, opts.device, opts.module_reps))
+                rec.update(module_times(model, forward, opts.device, opts.module_reps, case.spec.temporal_globs))
         if opts.memory:
             if not opts.latency:
                 forward()  # first call: lazy initialisation, compilation, kernel selection
@@ -249,7 +287,7 @@ def _measure_case(case: Case, opts: RuntimeOptions, max_batch_cache: dict | None
         key = (case.spec.id, case.t, case.s, case.crops, case.clips)
         cache = max_batch_cache if max_batch_cache is not None else {}
         if key not in cache:
-            cache[key] = search_max_batch(case, opts)
+            cache[key] = search_max_batch(case, opts, given)
             free_memory(opts.device)
         rec.update(cache[key])
     return rec
@@ -324,20 +362,20 @@ def _available_bytes() -> float | None:
     return None
 
 
-def search_max_batch(case: Case, opts: RuntimeOptions) -> dict:
+def search_max_batch(case: Case, opts: RuntimeOptions, model=None) -> dict:
     """``find_max_batch`` for one case: one model, a new input per trial, the device cleaned after each."""
     import time
 
     import torch
 
     cuda = opts.device.startswith("cuda")
-    model, call = prepare_model(case.spec, case.t, opts)
+    model, call = prepare_model(case.spec, case.t, opts, model)
 
     def try_batch(b: int) -> tuple[float, float]:
         failed = True
         x = forward = None
         try:
-            x = make_input(b * case.crops * case.clips, case.t, case.s, opts)
+            x = make_input(b * case.crops * case.clips, case.t, case.s, opts, case.spec)
             forward = make_forward(call, x)
             t0 = time.perf_counter()
             if cuda:
