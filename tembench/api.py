@@ -41,6 +41,8 @@ def variant_row(v: VariantSpec) -> dict:
         "claims": len(v.claims),
         "members": " + ".join(f"{m.variant}@{m.frames}" for m in v.members),
         "description": v.description,
+        "missing": ", ".join(v.missing),  # packages it needs that are not installed
+        "install": v.install_hint if v.missing else "",
     }
 
 

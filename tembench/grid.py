@@ -60,6 +60,16 @@ def profile_cases(patterns: list[str] | None = None, frames: list[int] | None = 
     cases = []
     left_out = []
     selected = registry().select(patterns) if patterns or not specs else []
+    unavailable = [spec for spec in selected if spec.missing]
+    for spec in unavailable:
+        if spec.id in (patterns or []):
+            raise UsageError(f"{spec.id} needs {', '.join(spec.missing)}, which is not installed: {spec.install_hint}")
+    if unavailable and notes is not None:
+        hints = sorted({s.install_hint for s in unavailable})
+        notes.append(f"left out {len(unavailable)} variant{'s' if len(unavailable) > 1 else ''} whose packages are "
+                     f"not installed ({', '.join(sorted({m for s in unavailable for m in s.missing}))}): "
+                     f"{'; '.join(hints)}")
+    selected = [spec for spec in selected if not spec.missing]
     for spec in selected + list(specs or []):
         if spec.is_ensemble:
             if frames is not None:
@@ -77,5 +87,6 @@ def profile_cases(patterns: list[str] | None = None, frames: list[int] | None = 
         notes.append(f"left out {len(left_out)} ensemble{'s' if len(left_out) > 1 else ''} (their members fix "
                      f"their frame counts, so --frames does not apply): {', '.join(left_out)}")
     if not cases:
-        raise UsageError("no case to measure: every selected variant is an ensemble and --frames was given")
+        raise UsageError("no case to measure: every selected variant is an ensemble and --frames was given, or "
+                         "needs a package that is not installed")
     return cases

@@ -178,6 +178,9 @@ class VariantSpec:
     # the CI gates (`tembench check`) that measure it besides cost: latency at these frames / size, motion accuracy
     latency_gate: dict[str, int] | None = None
     motion_gate: bool = False
+    # packages the variant's code imports beyond tembench's own, and the pip extra that provides them
+    requires: tuple[str, ...] = ()
+    extra: str = ""
     members: tuple[Member, ...] = ()
     claims: tuple[Claim, ...] = ()
 
@@ -193,6 +196,18 @@ class VariantSpec:
     def is_python(self) -> bool:
         """A network of one's own (``arch = "python"``), built by its ``factory``."""
         return self.arch == "python"
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        """The packages of ``requires`` that are not installed (looked up, not imported)."""
+        from importlib.util import find_spec
+
+        return tuple(m for m in self.requires if find_spec(m) is None)
+
+    @property
+    def install_hint(self) -> str:
+        """How to install what the variant needs."""
+        return f"pip install 'tembench[{self.extra}]'" if self.extra else f"pip install {' '.join(self.requires)}"
 
 
 @dataclass(frozen=True)
@@ -319,7 +334,7 @@ def _positive(v):
 
 
 _VARIANT_KEYS = {"id", "arch", "backbone", "temporal", "options", "classes", "frames", "input_size",
-                 "description", "notes", "claim", "paper", "latency_gate", "motion_gate"}
+                 "description", "notes", "claim", "paper", "latency_gate", "motion_gate", "requires", "extra"}
 _PYTHON_KEYS = {"factory", "kwargs", "frames_arg", "classes_arg", "layout", "example_input", "baseline"}
 LAYOUTS = ("BCTHW", "BTCHW")
 IMPORT_PATH_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
@@ -461,6 +476,10 @@ def _parse_file(path: Path, reg: Registry, name: str | None = None) -> list[tupl
             file=name,
             entry=ctx.where,
             motion_gate=ctx.take(raw, "motion_gate", bool, required=False, default=False),
+            requires=tuple(ctx.take(raw, "requires", list, required=False, default=[],
+                                    check=lambda r: None if all(isinstance(m, str) and m.isidentifier() for m in r)
+                                    else "expected a list of importable package names, e.g. [\"transformers\"]")),
+            extra=ctx.take(raw, "extra", str, required=False, default=""),
             **model,
         )
         spec["latency_gate"] = _latency_gate(ctx, raw, spec)

@@ -29,6 +29,11 @@ def list_cmd(patterns: PatternsArg = None, format: FormatOpt = OutputFormat.tabl
     from tembench.api import list_variants
 
     rows = list_variants(patterns)
+    missing = [r for r in rows if r.get("missing")]
+    if missing:
+        hints = sorted({r["install"] for r in missing})
+        err(f"note: {len(missing)} of these variants need packages that are not installed "
+            f"({', '.join(sorted({m for r in missing for m in r['missing'].split(', ')}))}); to use them: {'; '.join(hints)}")
     print_table(rows, format, ["variant", "backbone", "temporal", "frames", "input_size", "classes", "claims"],
                  columns, f"{plural(len(rows), 'registered variant')}")
 

@@ -49,7 +49,7 @@ def check_variant(spec: VariantSpec, fail) -> None:
     """The registry check of what only the models know: the arch, backbone and temporal module exist
     and every option is one the module (or the host) takes, with a value it accepts (``fail(key,
     problem)`` otherwise). Install it with ``registry().check([check_variant])``."""
-    if spec.is_ensemble:
+    if spec.is_ensemble or spec.missing:  # a variant whose packages are not installed is checked when used
         return
     if spec.is_python:
         from tembench.models.factory import resolve

@@ -74,6 +74,8 @@ def adhoc_spec(path: str, kwargs: dict | None = None, layout: str = "BCTHW", fra
 def build(spec: VariantSpec, frames: int, num_classes: int) -> nn.Module:
     """Call the spec's factory; a one-line :class:`UsageError` naming the variant when it raises or does not
     return a module."""
+    if spec.missing:
+        raise UsageError(f"{spec.id} needs {', '.join(spec.missing)}, which is not installed: {spec.install_hint}")
     fn = resolve(spec.factory)
     kwargs = dict(spec.kwargs)
     if spec.frames_arg:
