@@ -67,3 +67,23 @@ def test_bad_models_are_one_line_errors():
         tembench.count(tembench.build_model("tsn/tsn-r18", frames=2), frames=2, size=32, layout="BTCHW")
     with pytest.raises(UsageError, match="cannot import 'no_such_pkg.models'"):
         tembench.count("no_such_pkg.models:build")
+
+
+def tiny_net(frames=4, num_classes=5, width=8):
+    """A factory defined in this test file, profiled through the CLI by its import path."""
+    return torch.nn.Sequential(torch.nn.Conv3d(3, width, (3, 3, 3), padding=1), torch.nn.AdaptiveAvgPool3d(1),
+                               torch.nn.Flatten(), torch.nn.Linear(width, num_classes))
+
+
+def test_profile_a_factory_defined_in_a_test_file(capsys, runs_dir):
+    import json
+
+    from conftest import run_cli
+
+    code, out, err = run_cli(capsys, "profile", "test_count_module:tiny_net", "--frames", "4,8", "--size", "32",
+                             "--kwargs", '{"width": 4}', "--format", "json")
+    rows = json.loads(out)
+    assert code == 0, err
+    assert [r["frames"] for r in rows] == [4, 8] and rows[0]["variant"] == "test_count_module:tiny_net"
+    conv = 4 * 32 * 32 * 4 * (3 * 27)  # T*H*W*C_out x C_in*27
+    assert rows[0]["macs"] == tembench.count(lambda: tiny_net(4, 400, 4), frames=4, size=32).macs > conv

@@ -33,10 +33,29 @@ class Shift(nn.Module):
         return out  # RETURN
 
 
-SPEC = TemporalModule(name="ownshift", slots=("resnet.before_conv1",),
-                      factory=lambda site, fold: Shift(site.in_channels, site.frames, fold),
+class TokenShift(nn.Module):
+    """The same on a ViT's tokens (L, N*T, D)."""
+
+    def __init__(self, frames, fold=4):
+        super().__init__()
+        self.frames, self.fold = frames, fold
+
+    def forward(self, x):
+        length, nt, d = x.shape
+        y = x.view(length, nt // self.frames, self.frames, d)
+        moved = torch.cat([y[:, :, 1:, : d // self.fold], torch.zeros_like(y[:, :, :1, : d // self.fold])], dim=2)
+        return torch.cat([moved, y[..., d // self.fold:]], dim=-1).view(length, nt, d)
+
+
+def _make(site, fold):
+    if site.host == "clip_vit":
+        return TokenShift(site.frames, fold)
+    return Shift(site.in_channels, site.frames, fold)
+
+
+SPEC = TemporalModule(name="ownshift", slots=("resnet.before_conv1", "clip_vit.before_attention"), factory=_make,
                       options={"fold": Option(4, doc="1/fold of the channels move")},
-                      doc="a temporal shift of one's own, before conv1 of every ResNet block")
+                      doc="a temporal shift of one's own: before conv1 of every ResNet block, before every ViT attention")
 '''
 
 NET = '''
@@ -136,6 +155,16 @@ classes = 10
 frames = 8
 input_size = 64
 description = "my temporal module in tembench's ResNet-18 host"
+
+[[variant]]
+id = "own/ownshift-vitb16"
+arch = "clip_vit"
+backbone = "vit-b16"
+temporal = "ownpkg.shift:SPEC"
+classes = 10
+frames = 4
+input_size = 64
+description = "my shift variant on CLIP ViT-B/16"
 '''
 
 
@@ -164,10 +193,12 @@ def test_profile_claims_and_check_of_a_project_of_ones_own(project):
     done = tembench(project, "profile", *own, "--format", "json")
     assert done.returncode == 0, done.stderr
     rows = {r["variant"]: r for r in json.loads(done.stdout)}
-    assert set(rows) == {"own/shiftnet", "own/plainnet", "own/shiftnet-vs-plain", "own/ownshift-r18"}
+    assert set(rows) == {"own/shiftnet", "own/plainnet", "own/shiftnet-vs-plain", "own/ownshift-r18",
+                         "own/ownshift-vitb16"}
     assert rows["own/shiftnet"]["temporal_gflops"] == 0  # a shift has no multiply-adds, but it is found
     assert rows["own/shiftnet-vs-plain"]["temporal_gflops"] == 0 and rows["own/plainnet"]["temporal_gflops"] == 0
     assert rows["own/ownshift-r18"]["temporal_gflops"] == 0 and rows["own/ownshift-r18"]["params"] > 11e6
+    assert rows["own/ownshift-vitb16"]["temporal_gflops"] == 0 and rows["own/ownshift-vitb16"]["params"] > 86e6
 
     done = tembench(project, "claims", *own, "--format", "json")
     (claim,) = json.loads(done.stdout)
@@ -187,6 +218,7 @@ def test_profile_claims_and_check_of_a_project_of_ones_own(project):
     done = tembench(project, "check", *own, "--format", "markdown")
     assert done.returncode == 1, done.stderr
     assert "blocks.0.shift" in done.stdout and "layer1.0.shift" in done.stdout, done.stdout
+    assert "ownshift-vitb16" not in done.stdout  # the token shift did not change
 
 
 def test_an_installed_package_ships_its_registry_through_an_entry_point(project):
