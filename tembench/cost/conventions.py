@@ -4,6 +4,12 @@ A convention turns the raw per-operator multiply-adds of :mod:`tembench.cost.cou
 number: it leaves out some categories of operator (or whole sub-modules) and scales the sum.
 Papers rarely say which counter they used; each claim in the registry names the convention that
 reproduces it, and ``tembench claims`` shows the ``fvcore`` count beside it.
+
+Each convention carries its provenance: ``origin`` is ``"counter"`` when it is what a counting tool
+reports (named in ``provenance``), ``"fitted"`` when we built it to reproduce a paper's published
+numbers (the tables named in ``provenance``); a match under a fitted convention is a finding about how
+that paper counted, not a plain match. :data:`COUNTING_SLACK` is the one allowance for the differences
+between counters that no convention models.
 """
 from __future__ import annotations
 
@@ -11,6 +17,14 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from tembench.errors import UsageError
+
+COUNTING_SLACK = 0.006
+"""How far outside a published number's printed-digits interval a count may lie and still match: 0.6%,
+the spread between the common counters' totals for the same model (ResNet-50 at 224: thop and ptflops
++0.5%, FlopCounterMode and calflops -0.5% from fvcore, as they count or drop norms, activations and
+biases; research/flop-counting.md, Part B2). One constant for every paper."""
+
+ORIGINS = {"counter": "a counter's behaviour: ", "fitted": "fitted by us to "}  # origin -> how `source` reads
 
 
 @dataclass(frozen=True)
@@ -20,6 +34,13 @@ class Convention:
     factor: int = 1  # 1: one multiply-add = 1 (fvcore, papers' "FLOPs"); 2: true FLOPs
     exclude_categories: frozenset[str] = frozenset()
     exclude_modules: tuple[str, ...] = ()  # fnmatch patterns on the module path
+    origin: str = "counter"  # counter: what a counting tool reports; fitted: built to reproduce a paper's tables
+    provenance: str = ""  # which counter, or which paper's tables it was fitted to
+
+    @property
+    def source(self) -> str:
+        """Where it comes from: "a counter's behaviour: thop, ..." or "fitted by us to ATM (ICCV 2023) ..."."""
+        return f"{ORIGINS.get(self.origin, self.origin + ': ')}{self.provenance}"
 
     def counts(self, module: str, category: str) -> bool:
         if category in self.exclude_categories:
@@ -34,24 +55,29 @@ CONVENTIONS: dict[str, Convention] = {
             "fvcore",
             "fvcore's per-operator rules, 1 multiply-add = 1 FLOP, attention matmuls counted "
             "(scaled_dot_product_attention and its fused kernels as their two matmuls).",
+            provenance="fvcore 0.1.5's per-operator handles (fvcore/nn/jit_handles.py), with attention counted "
+                       "as fvcore counted it when attention ran as explicit matmuls (PyTorch 1.x)",
         ),
         Convention(
             "fvcore-legacy",
             "What fvcore 0.1.5 reports on PyTorch 2.x: scaled_dot_product_attention (and its fused "
             "kernels) and baddbmm are not counted.",
             exclude_categories=frozenset({"sdpa", "baddbmm"}),
+            provenance="fvcore 0.1.5 on PyTorch 2.x (research/flop-counting.md, Part B3)",
         ),
         Convention(
             "flops",
             "True FLOPs: 2 x the fvcore multiply-add count (torch FlopCounterMode, DeepSpeed, "
             "calflops, open_clip profiles).",
             factor=2,
+            provenance="torch.utils.flop_counter.FlopCounterMode, DeepSpeed, calflops, open_clip's profiles",
         ),
         Convention(
             "no-bmm",
             "fvcore's rules without batched activation-activation matmuls (bmm, baddbmm, attention, "
             "einsum): what module-hook counters (thop, mmcv) report, and fvcore before bmm support.",
             exclude_categories=frozenset({"bmm", "baddbmm", "sdpa", "einsum"}),
+            provenance="module-hook counters (thop, mmcv's get_model_complexity_info), fvcore before bmm support",
         ),
         Convention(
             "no-attention",
@@ -60,6 +86,9 @@ CONVENTIONS: dict[str, Convention] = {
             "embedding, LayerNorms, MLPs, heads and temporal modules counted. Reproduces ATM's "
             "published ViT GFLOPs (ICCV 2023, Tables 3, 4, A.6, A.7).",
             exclude_modules=("*.attn", "*.attn.*"),
+            origin="fitted",
+            provenance="ATM (ICCV 2023) Tables 3, 4, A.6 and A.7, the ViT rows; no counter we know leaves out "
+                       "whole attention sub-blocks",
         ),
         Convention(
             "ila-paper",
@@ -71,6 +100,9 @@ CONVENTIONS: dict[str, Convention] = {
             "ViT-B/16, ViT-L/14) and TimeSformer + ILA (Table 3).",
             exclude_modules=("*.message_fc", "*.message_ln", "*.temporal_skip_fc", "*.temporal_skip_align_fc",
                              "*.message_attn.fc", "*.message_attn.conv"),
+            origin="fitted",
+            provenance="ILA (ICCV 2023) Table 2 (SSv2: ViT-B/16, ViT-L/14) and Table 3 (TimeSformer + ILA), "
+                       "from the paper's description of the block",
         ),
         Convention(
             "ila-paper-k400",
@@ -82,6 +114,9 @@ CONVENTIONS: dict[str, Convention] = {
             exclude_modules=("*.message_fc", "*.message_ln", "*.temporal_skip_fc", "*.temporal_skip_align_fc",
                              "*.message_attn.fc", "*.message_attn.conv", "*.message_attn.interactive_block",
                              "*.message_attn.interactive_block.*"),
+            origin="fitted",
+            provenance="ILA (ICCV 2023) Kinetics-400 Tables 1, 4, 7, 8, 9 and 15, from the paper's description "
+                       "of the Kinetics block",
         ),
     )
 }
