@@ -2,15 +2,18 @@
 
 * Cost (GFLOPs per view, params): counted on the meta device (:func:`tembench.cost.count_spec`) under the
   claim's own protocol (frames, input size, classes) and counting convention (:func:`count_claim`,
-  :func:`measure_claim`). The judge (:func:`tembench.report.claims.judge`) may ask for the same quantity
-  counted otherwise (another convention, input size or head) to explain a mismatch: :attr:`Measurement.recount`.
+  :func:`measure_claim`). To test an explanation of a mismatch the judge
+  (:func:`tembench.report.claims.judge`) may ask for the same quantity at another input size or with
+  another head: :attr:`Measurement.recount`, counted when asked, every time the claims are judged. Where
+  the measured cost goes (:attr:`Measurement.breakdown`) is shown beside a mismatch.
 * Accuracy and runtime: read from stored runs (:func:`measured_from_runs`).
 * The plots' cost (:func:`gflops_per_view`, :func:`temporal_cost`): counted by the caller, never by the plots.
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
 from typing import Callable
 
 from tembench.registry import ACCURACY_METRICS, COST_METRICS, RUNTIME_METRICS, Claim, VariantSpec
@@ -19,11 +22,22 @@ from tembench.results.runset import RunSet, dataset_name, metric_value, normalis
 
 @dataclass(frozen=True)
 class Measurement:
-    """A claim's metric as counted here: under the claim's convention, under ``fvcore``, and on demand otherwise."""
+    """A claim's metric as counted here: under the claim's convention, under ``fvcore``, on demand at another
+    input size or head (``recount``), and where it goes (``breakdown``)."""
 
     value: float | None  # None: a metric the meta device does not count (accuracy, runtime)
     fvcore: float | None  # the same quantity under the default convention, for comparison
-    recount: Callable[..., float | None] | None = None  # recount(convention=, size=, classes=) -> value
+    recount: Callable[..., float | None] | None = None  # recount(size=, classes=) -> value
+    breakdown: Callable[[], str] | None = None  # where the measured value goes, per module (asked for a mismatch)
+
+
+def _cost(spec: VariantSpec, claim: Claim, convention: str | None = None, size: int | None = None,
+          classes: int | None = None):
+    from tembench.cost import count_spec
+
+    return count_spec(spec, frames=None if spec.is_ensemble else claim.frames, size=size or claim.input_size,
+                      convention=convention or claim.convention, num_classes=classes or claim.classes,
+                      temporal_baseline=False)
 
 
 def count_claim(spec: VariantSpec, claim: Claim, convention: str | None = None, size: int | None = None,
@@ -32,19 +46,72 @@ def count_claim(spec: VariantSpec, claim: Claim, convention: str | None = None, 
     ``convention``, input ``size`` or number of ``classes``; None for a metric that is not a cost."""
     if claim.metric not in COST_METRICS:
         return None
-    from tembench.cost import count_spec
-
-    r = count_spec(spec, frames=None if spec.is_ensemble else claim.frames, size=size or claim.input_size,
-                   convention=convention or claim.convention, num_classes=classes or claim.classes,
-                   temporal_baseline=False)
+    r = _cost(spec, claim, convention, size, classes)
     return r.macs / 1e9 if claim.metric == "gflops" else r.params / 1e6
 
 
 def measure_claim(spec: VariantSpec, claim: Claim) -> Measurement:
-    """What the judge needs of a cost claim: the value under its convention, the fvcore value, a recount."""
+    """What the judge needs of a cost claim: the value under its convention, the fvcore value, a recount
+    (each other size or head counted once), and the per-module breakdown."""
     value = count_claim(spec, claim)
+    if value is None:
+        return Measurement(None, None)
     fvcore = count_claim(spec, claim, "fvcore") if claim.convention != "fvcore" else value
-    return Measurement(value, fvcore, partial(count_claim, spec, claim))
+    return Measurement(value, fvcore, lru_cache(maxsize=None)(partial(count_claim, spec, claim)),
+                       partial(breakdown, spec, claim))
+
+
+# ------------------------------------------------------------------------------------------
+# Where a measured cost goes
+# ------------------------------------------------------------------------------------------
+
+def _collapsed(path: str) -> list[str]:
+    """A module path without its repeat indices: ``visual.transformer.resblocks.3.attn`` -> [visual,
+    transformer, resblocks, attn], so the twelve blocks' attentions add up to one entry."""
+    return [p for p in path.split(".") if not p.isdigit()] if path else []
+
+
+def module_shares(amounts: dict[str, float], top: int = 5, dominant: float = 0.6) -> list[tuple[str, float]]:
+    """``amounts`` (per module path) grouped at the shallowest depth where no group holds more than
+    ``dominant`` of the total, biggest first: at most ``top`` groups, then ``(rest)``."""
+    total = sum(amounts.values())
+    groups: Counter = Counter()
+    for depth in range(1, 8):
+        groups = Counter()
+        for path, n in amounts.items():
+            groups[".".join(_collapsed(path)[:depth]) or "(model)"] += n
+        if not total or max(groups.values()) <= dominant * total:
+            break
+    ranked = groups.most_common()
+    shown = [(k, v) for k, v in ranked[:top] if v]
+    rest = sum(v for _, v in ranked[top:])
+    return shown + ([("(rest)", rest)] if rest else [])
+
+
+def _param_amounts(spec: VariantSpec, claim: Claim) -> dict[str, float]:
+    from tembench.models.build import build_from_spec
+    from tembench.models.meta import meta_build
+
+    with meta_build():
+        model = build_from_spec(spec, claim.frames, claim.classes)
+    out: Counter = Counter()
+    for name, p in model.named_parameters():
+        out[name.rpartition(".")[0]] += p.numel()
+    return dict(out)
+
+
+def breakdown(spec: VariantSpec, claim: Claim) -> str:
+    """Where the measured cost of ``claim`` goes, per module: ``"layer3 11.75 (36%), layer2 8.27 (25%), ..."``
+    (GFLOPs under the claim's convention, or params in M; an ensemble's params are not broken down)."""
+    if claim.metric == "gflops":
+        amounts = {m: n / 1e9 for m, n in _cost(spec, claim).by_module.items()}
+    elif claim.metric == "params" and not spec.is_ensemble:
+        amounts = {m: n / 1e6 for m, n in _param_amounts(spec, claim).items()}
+    else:
+        return ""
+    total = sum(amounts.values())
+    parts = [f"{name} {v:.2f} ({100 * v / total:.0f}%)" for name, v in module_shares(amounts)] if total else []
+    return ", ".join(parts)
 
 
 def gflops_per_view(spec: VariantSpec, frames: int | None) -> float:

@@ -10,17 +10,25 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 
 from tembench.errors import UsageError
 from tembench.registry import Claim, Registry, registry
-from tembench.report.claims import STATUS_MATCH, STATUS_MISMATCH, ClaimRow, evaluated, judge
+from tembench.report.claims import (SLACK, STATUS_EXPLAINED, STATUS_MISMATCH, ClaimRow, evaluated, is_match,
+                                    judge, published_text)
 from tembench.report.measure import measured_from_runs
 from tembench.results.runset import RunSet
 
 UNITS_NOTE = ("GFLOPs: fvcore convention, 1 multiply-add = 1 FLOP, per view (one clip, one crop) unless "
               "the row's note names another convention; views = frames x crops x clips; "
               "diff = (measured - published) / published for cost, measured - published (points) for accuracy.")
+JUDGING_NOTE = (f"A published value is the interval its printed digits give (40: [39.5, 40.5); 43.02: [43.015, 43.025)); "
+                f"a cost matches when the measured value lies in it widened by {100 * SLACK:g}% each way (the spread "
+                "between counters). ✓ match (under the claim's convention, named with its provenance when not fvcore); "
+                "≈ mismatch explained by one hypothesis of a fixed list (per view vs total, MAC vs FLOP, an input size "
+                "the paper states, a 1000-class head), the recomputed number given; ✗ mismatch, with where the measured "
+                "cost goes and the registry's hand-written note.")
 
 COST_LABELS = {"gflops": "GFLOPs", "params": "Params (M)"}
 RUNTIME_LABELS = {"latency_ms": "Latency (ms)", "throughput": "Throughput (clips/s)", "memory_gb": "Memory (GB)"}
@@ -40,10 +48,11 @@ class Cell:
     published: float
     measured: float | None = None
     diff: str = ""
-    status: str = ""  # match | mismatch | "" (not measured or not comparable)
+    status: str = ""  # a judge's status (report.claims), or "" (not measured or not comparable)
     diagnosis: str = ""
     command: str = ""
     smoke: str = ""  # why the measured number is not compared (random init, synthetic data, ...), or ""
+    printed: str = ""  # the published value as the paper prints it ("43.00")
 
 
 @dataclass
@@ -55,12 +64,18 @@ class Row:
 
     @property
     def mismatched(self) -> bool:
-        return any(c.status == STATUS_MISMATCH for c in self.cells.values())
+        """Some number of the row differs from the paper under the paper's protocol (explained or not)."""
+        return any(c.status in (STATUS_MISMATCH, STATUS_EXPLAINED) for c in self.cells.values())
 
     @property
     def check(self) -> str:
+        """✗ an unexplained mismatch, ≈ mismatches all explained, ✓ every judged number matches."""
         statuses = {c.status for c in self.cells.values()}
-        return "✗" if STATUS_MISMATCH in statuses else "✓" if STATUS_MATCH in statuses else ""
+        if STATUS_MISMATCH in statuses:
+            return "✗"
+        if STATUS_EXPLAINED in statuses:
+            return "≈"
+        return "✓" if any(is_match(s) for s in statuses) else ""
 
     @property
     def diagnosis(self) -> str:
@@ -87,6 +102,8 @@ class TableView:
     groups: list[Group]
     rows: list[Row]
     command: str
+    statuses: Counter = field(default_factory=Counter)  # the table's claims per status, as `tembench claims` judges them
+    conventions: tuple[str, ...] = ()  # the counting conventions its claims name, fvcore first
 
     @property
     def slug(self) -> str:
@@ -106,17 +123,19 @@ class TableView:
             cols += [f"{g.label} published"] + ([f"{g.label} measured", f"{g.label} diff"] if g.measured else [])
         return cols + ["check"] + (["diagnosis"] if diagnosis else [])
 
-    def records(self, mark=lambda text, row, group: text) -> list[dict]:
-        """Rows as dicts (the columns above); ``mark`` decorates a mismatched diff."""
+    def records(self, mark=lambda text, row, group: text, printed: bool = True) -> list[dict]:
+        """Rows as dicts (the columns above); ``mark`` decorates the diff of a number that differs from the
+        paper; ``printed``: the published value as the paper prints it (text) rather than as a number."""
         out = []
         for r in self.rows:
             d = {"row": r.label, "variant": r.variant, "views": r.views}
             for g in self.groups:
                 c = r.cells.get(g.label)
-                d[f"{g.label} published"] = c.published if c else None
+                d[f"{g.label} published"] = (c.printed or c.published if printed else c.published) if c else None
                 if g.measured:
                     d[f"{g.label} measured"] = c.measured if c else None
-                    d[f"{g.label} diff"] = (mark(c.diff, r, g) if c.status == STATUS_MISMATCH else c.diff) if c else None
+                    differs = c is not None and c.status in (STATUS_MISMATCH, STATUS_EXPLAINED)
+                    d[f"{g.label} diff"] = (mark(c.diff, r, g) if differs else c.diff) if c else None
             d["check"] = r.check
             d["diagnosis"] = r.diagnosis
             out.append(d)
@@ -153,20 +172,25 @@ def _cost_command(c: ClaimRow, reg: Registry) -> str:
 def _cell(c: ClaimRow, claim: Claim, runs: RunSet, reg: Registry) -> Cell:
     """A cost claim as counted and judged (``c``); accuracy and runtime from the newest stored run that
     measured it, judged here, or left unjudged when the run only shows that the pipeline runs."""
+    printed = published_text(c.printed, c.total, c.protocol)
     if c.metric in COST_LABELS:
         diff = "" if c.rel_err is None else f"{100 * c.rel_err:+.2f}%"
         measured = None if c.measured is None else round(c.measured, 2)
         return Cell(c.claimed, measured, diff, c.status if c.measured is not None else "", c.diagnosis,
-                    _cost_command(c, reg))
+                    _cost_command(c, reg), printed=printed)
     found = measured_from_runs(claim, runs)
     if found is None or found.value is None:
-        return Cell(c.claimed)
+        return Cell(c.claimed, printed=printed)
     measured = round(found.value, 2)
+    note = found.note
+    if c.metric in RUNTIME_LABELS:
+        note = f"{note} (the paper's: {claim.hardware or 'not stated'})"
     if found.smoke:
-        return Cell(c.claimed, measured, f"not compared ({found.smoke})", "", found.note, found.command, found.smoke)
+        return Cell(c.claimed, measured, f"not compared ({found.smoke})", "", note, found.command, found.smoke,
+                    printed=printed)
     v = judge(claim, found.value)
     diff = f"{v.diff:+.2f} pt" if c.metric in ACCURACY_LABELS else f"{100 * v.diff:+.1f}%"
-    return Cell(c.claimed, measured, diff, v.status, found.note, found.command)
+    return Cell(c.claimed, measured, diff, v.status, note, found.command, printed=printed)
 
 
 def _natural(s: str):
@@ -219,9 +243,11 @@ def build_table(source: str, runs: RunSet | None = None, reg: Registry | None = 
     order = {r: i for i, r in enumerate(table.rows)} if table else {}
     first = {c.row or c.variant: i for i, c in reversed(list(enumerate(claims)))}
     ordered = sorted(rows.values(), key=lambda r: (order.get(r.label, 10**6), first[r.label]))
+    conventions = sorted({c.convention for c in claims if c.metric in COST_LABELS}, key=lambda n: (n != "fvcore", n))
     return TableView(source=source, paper=table.paper if table else claims[0].paper,
                      title=table.title if table else "", groups=list(groups.values()), rows=ordered,
-                     command=f"tembench report --table {shlex.quote(source)} --format markdown")
+                     command=f"tembench report --table {shlex.quote(source)} --format markdown",
+                     statuses=Counter(r.status for r in rows_eval), conventions=tuple(conventions))
 
 
 def build_tables(paper: str | None = None, source: str | None = None, runs: RunSet | None = None,
