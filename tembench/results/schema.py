@@ -12,6 +12,14 @@ A run file is one JSON object with the keys of :data:`RUN_FIELDS` (the envelope:
 * ``latency``: :data:`CI_LATENCY_FIELDS`, the CI latency gate's baseline (raw samples, also relative to a
   reference workload).
 
+The records of a ``tembench profile`` run also carry :data:`CASE_FIELDS`: ``case``, the key of the grid case
+they measured (:func:`case_key`; what ``--resume`` matches them by) and, in a run sharded over processes
+or resumed, the ``rank`` of the process that measured them, its ``host`` and that host's
+``hardware_hash`` (latency is only compared between records of one hardware hash). Such a run's envelope
+adds :data:`RUN_OPTIONAL_FIELDS`: its ``grid`` (every case key, in grid order), its ``workers`` (one entry
+per rank per launch: process, host, device, pinned cores, that rank's whole fingerprint, how it stopped),
+the cases still ``missing`` when it stopped early, and each ``resumed`` launch.
+
 Optional fields may be absent; a field that is present has the stated type (``None`` allowed where the type
 says so). :func:`check_record` and :func:`check_run` list what does not conform;
 :meth:`tembench.results.store.RunWriter.add` refuses a record that does not (:class:`RecordError`).
@@ -31,6 +39,9 @@ RUN_FIELDS = {
     "schema_version": int, "run_id": str, "kind": str, "created": str, "command": list, "params": dict,
     "fingerprint": dict, "status": str, "records": list,
 }
+RUN_OPTIONAL_FIELDS = {
+    "process": dict, "elapsed_s": NUM, "error": str, "grid": list, "workers": list, "missing": list, "resumed": list,
+}
 RUN_KINDS = ("cost", "runtime", "accuracy", "latency")  # latency: the CI gate's baseline file
 RUN_STATUSES = ("running", "complete", "interrupted", "failed")
 READ_STATUSES = RUN_STATUSES + ("stale",)  # as read back: "stale" = "running" with its process gone
@@ -43,6 +54,9 @@ COST_FIELDS = {
     "temporal_params": OPT_INT,
 }
 COST_OPTIONAL_FIELDS = {"classes": int, "macs": int, "uncounted_ops": str, "modules": dict}
+CASE_FIELDS = {"case": str, "rank": int, "host": str, "hardware_hash": str}
+WORKER_FIELDS = {"rank": int, "world_size": int, "host": str, "pid": int, "device": str, "hardware_hash": str,
+                 "fingerprint": dict, "status": str}
 
 RUNTIME_FIELDS = {
     "variant": str, "frames": int, "input_size": int, "views": str, "batch": int, "clips_per_forward": int,
@@ -122,12 +136,14 @@ def check_record(rec: dict, kind: str, where: str = "record") -> list[str]:
         problems = _check_status(rec, where, default="ok")
         if rec.get("status", "ok") != "ok":
             return problems + _check(rec, FAILED_COST_FIELDS, where)
-        return problems + _check(rec, COST_FIELDS, where) + _check(rec, COST_OPTIONAL_FIELDS, where, required=False)
+        return (problems + _check(rec, COST_FIELDS, where) + _check(rec, COST_OPTIONAL_FIELDS, where, required=False)
+                + _check(rec, CASE_FIELDS, where, required=False))
     if kind == "runtime":
         problems = _check(rec, RUNTIME_FIELDS, where)
         if "status" in rec:
             problems += _check_status(rec, where)
-        for fields in (RUNTIME_COST_FIELDS, MODULE_FIELDS, MEMORY_FIELDS_CPU, MEMORY_FIELDS_CUDA, MAX_BATCH_FIELDS):
+        for fields in (RUNTIME_COST_FIELDS, MODULE_FIELDS, MEMORY_FIELDS_CPU, MEMORY_FIELDS_CUDA, MAX_BATCH_FIELDS,
+                       CASE_FIELDS):
             problems += _check(rec, fields, where, required=False)
         return problems + _check(rec, LATENCY_FIELDS, where, required=rec.get("status") == "ok" and "latency_ms" in rec)
     if kind == "accuracy":
@@ -148,9 +164,33 @@ def refuse_malformed(rec: dict, kind: str) -> None:
                           + f": {problems[0].removeprefix('record: ')}{more}")
 
 
+def case_key(variant: str, frames: int, size: int, crops: int, clips: int, batch: int | None = None) -> str:
+    """The key of one case of a profile grid, e.g. ``tsm/tsm-r50-t8-s224-v1x1`` (cost) or
+    ``tsm/tsm-r50-t8-s224-v3x10-b2`` (runtime): frames and size resolved to numbers."""
+    return f"{variant}-t{frames}-s{size}-v{crops}x{clips}" + ("" if batch is None else f"-b{batch}")
+
+
+def record_case_key(rec: dict, kind: str) -> str | None:
+    """The :func:`case_key` of the case a profile record measured: its ``case``, or for a record written
+    before records carried it, the key rebuilt from its variant, frames, size, views (and batch); None when
+    the record says too little."""
+    if isinstance(rec.get("case"), str):
+        return rec["case"]
+    try:
+        crops, clips = (int(x) for x in str(rec["views"]).split("x")[-2:])
+        return case_key(rec["variant"], int(rec["frames"]), int(rec["input_size"]), crops, clips,
+                        int(rec["batch"]) if kind == "runtime" else None)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def check_run(data: dict) -> list[str]:
     """Problems with a whole run file's content (empty when it conforms)."""
     problems = _check(data, RUN_FIELDS, "run")
+    problems += _check(data, RUN_OPTIONAL_FIELDS, "run", required=False)
+    for i, worker in enumerate(data.get("workers") or []):
+        problems += (_check(worker, WORKER_FIELDS, f"workers[{i}]", required=False) if isinstance(worker, dict)
+                     else [f"workers[{i}]: is {type(worker).__name__}, expected a JSON object"])
     if data.get("status") not in RUN_STATUSES:
         problems.append(f"run: status {data.get('status')!r} is not one of {', '.join(RUN_STATUSES)}")
     if isinstance(data.get("fingerprint"), dict):

@@ -8,6 +8,11 @@ run stopped part-way leaves a readable file with everything measured until then.
 checked against the schema of the run's kind before it is added (:mod:`tembench.results.schema`);
 :func:`write_run` writes a whole run file (a baseline) in the same envelope.
 
+A run that stopped before measuring its whole grid can be completed in place: :meth:`RunWriter.reopen`
+opens its file again (status ``running``, the process that resumes it, one more ``resumed`` entry) and
+later records are added to it. A run sharded over processes has one writer, rank 0, which adds the
+records the other ranks hand it (:meth:`RunWriter.extend`).
+
 A run still marked ``running`` whose process is gone (killed with SIGKILL, a crashed machine) is read
 back as ``stale`` (:func:`effective_status`), never as ``running``.
 """
@@ -90,8 +95,8 @@ class RunWriter:
     conform to the schema of the run's kind is refused (:class:`~tembench.errors.RecordError`)."""
 
     def __init__(self, kind: str, out_dir: str | Path | None = None, command: list[str] | None = None,
-                 params: dict | None = None, fingerprint: dict | None = None):
-        data = new_run(kind, command, params, fingerprint, process=this_process())
+                 params: dict | None = None, fingerprint: dict | None = None, **extra):
+        data = new_run(kind, command, params, fingerprint, process=this_process(), **extra)
         out_dir = Path(out_dir) if out_dir is not None else default_runs_dir()
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -105,12 +110,53 @@ class RunWriter:
         self._written = 0
         self._flush()
 
+    @classmethod
+    def reopen(cls, run: dict, command: list[str] | None = None, **resumed) -> "RunWriter":
+        """A writer that adds to the existing run file ``run`` (as :func:`find_run` returns it, with its
+        ``path``): its status is ``running`` again, its ``process`` this one, and a ``resumed`` entry (time,
+        command line, process, ``resumed`` fields) says so; what it said about how it stopped goes."""
+        self = cls.__new__(cls)
+        data = {k: v for k, v in run.items() if k not in ("path", "missing", "error")}
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        data["resumed"] = [*(data.get("resumed") or []),
+                           {"at": now, "command": list(command if command is not None else sys.argv),
+                            "process": this_process(), **resumed}]
+        data["process"] = this_process()
+        data["status"] = "running"
+        self.kind = data["kind"]
+        self.run_id = data["run_id"]
+        self.path = Path(run["path"])
+        self.data = data
+        self._t0 = time.monotonic() - float(data.get("elapsed_s") or 0)
+        self._written = len(data["records"])
+        self._flush()
+        return self
+
     def add(self, record: dict) -> None:
         """Append ``record`` and rewrite the file; a malformed record raises
         :class:`~tembench.errors.RecordError` and is not added."""
-        refuse_malformed(record, self.kind)
-        self.data["records"].append(record)
-        self._flush()
+        self.extend([record])
+
+    def extend(self, records: list[dict]) -> None:
+        """Append ``records`` and rewrite the file once; the records before the first malformed one are kept
+        and it raises :class:`~tembench.errors.RecordError`."""
+        try:
+            for record in records:
+                refuse_malformed(record, self.kind)
+                self.data["records"].append(record)
+        finally:
+            if len(self.data["records"]) != self._written:
+                self._flush()
+
+    def update(self, write: bool = False, **fields) -> None:
+        """Set run-level fields, written now with ``write``, else with the next record or at :meth:`close`."""
+        self.data.update(fields)
+        if write:
+            self._flush()
+
+    def order(self, key) -> None:
+        """Sort the records by ``key(record)`` (stable; written with the next record or at :meth:`close`)."""
+        self.data["records"].sort(key=key)
 
     @property
     def written(self) -> int:
@@ -125,6 +171,8 @@ class RunWriter:
         self.data["elapsed_s"] = round(time.monotonic() - self._t0, 3)
         if error:
             self.data["error"] = error
+        else:
+            self.data.pop("error", None)
         self.data.update(summary)
         self._flush()
         return self.path
