@@ -105,11 +105,11 @@ CPU_CLIPS_WARNING = 16  # clips per forward above which a CPU runtime sweep is a
 
 
 def run_profile(patterns: list[str] | str | None = None, frames: list[int] | str | None = None,
-                size: int | None = None, views: str | None = None, convention: str = "fvcore", *,
+                size: int | None = None, views: str | None = None, convention: str | None = None, *,
                 batches: list[int] | str | None = None, runtime=None, out: str | None = None, save: bool = True,
                 progress: bool = True, on_record: Callable[[dict], None] | None = None,
                 on_note: Callable[[str], None] | None = None, kwargs: dict | str | None = None,
-                layout: str | None = None):
+                layout: str | None = None, resume: str | None = None, changes: dict | None = None):
     """``tembench profile``: a cost sweep, or with ``runtime`` (a :class:`~tembench.runtime.RuntimeOptions`,
     see :func:`runtime_options`) a runtime sweep, over the grid of matching variants x frames (x batches).
 
@@ -118,13 +118,38 @@ def run_profile(patterns: list[str] | str | None = None, frames: list[int] | str
     ``BTCHW``) says what its model takes. Every record is written to a run file as it comes (``save``); a failing case is recorded and the
     sweep goes on; Ctrl-C, SIGTERM or a full disk stop it with everything measured kept. Returns a
     :class:`~tembench.results.driver.RunResult` (``records``, ``path``, ``failed``, ``stopped``, ``note``,
-    ``notes``).
+    ``notes``, ``missing``).
+
+    Started by ``torchrun`` (``WORLD_SIZE`` > 1), every rank calls this and the grid is shared out over the
+    ranks (:mod:`tembench.runtime.shard`): each measures on ``cuda:LOCAL_RANK`` (``device="cuda"``) or on
+    its own share of the node's cores (CPU), and rank 0 writes the one run file; on the other ranks the
+    result holds only their own records (``result.rank`` says which).
+
+    ``resume`` (a run id, or a run file's path) measures only the cases of that run's grid that have no
+    record yet, into its file, with its parameters: any of ``patterns`` ... ``batches``, ``kwargs``,
+    ``layout`` given, and ``changes`` (other parameters by their name in the run file's ``params``, e.g.
+    ``{"budget_s": 3}``), must equal the run's, or a one-line error says which differ.
 
     >>> result = run_profile("tsm/tsm-r50", frames="8,16", save=False)
     >>> [r["gflops"] for r in result.records]
     """
+    from tembench.runtime import shard
+
+    launch = shard.join()
+    try:
+        return _run_profile(launch, patterns, frames, size, views, convention, batches=batches, runtime=runtime,
+                            out=out, save=save, progress=progress, on_record=on_record, on_note=on_note,
+                            kwargs=kwargs, layout=layout, resume=resume, changes=changes)
+    finally:
+        launch.finish()
+
+
+def _run_profile(launch, patterns, frames, size, views, convention, *, batches, runtime, out, save, progress,
+                 on_record, on_note, kwargs, layout, resume, changes):
     from tembench.cost.conventions import get_convention
     from tembench.results.driver import run_cases
+    from tembench.results.schema import case_key
+    from tembench.runtime import shard
 
     if isinstance(patterns, str):
         patterns = [patterns]
@@ -132,11 +157,37 @@ def run_profile(patterns: list[str] | str | None = None, frames: list[int] | str
         frames = parse_int_list(frames)
     if isinstance(batches, str):
         batches = parse_int_list(batches, "batch sizes")
+    resumed = None
+    if resume is not None:
+        if not save:
+            raise UsageError("--resume adds to the run's own file: leave out --no-save")
+        if runtime is not None:
+            raise UsageError("resuming a run uses its own runtime options: leave them out (or give them in "
+                             "`changes` by name, to check that they are the run's)")
+        given = {name: value for name, value in (("patterns", patterns), ("frames", frames), ("size", size),
+                                                 ("views", views), ("convention", convention), ("batch", batches),
+                                                 ("kwargs", kwargs), ("layout", layout)) if value is not None}
+        found: dict = {}
+
+        def decide() -> dict:
+            found["run"] = _resume_run(resume, out, {**given, **(changes or {})})
+            return {"kind": found["run"]["kind"], "params": found["run"]["params"]}
+
+        shared = launch.share("resume", decide)
+        resumed, params = found.get("run"), shared["params"]
+        patterns = list(params.get("patterns") or []) + list(params.get("factories") or [])
+        frames, size, views = params.get("frames"), params.get("size"), params.get("views")
+        kwargs, layout = params.get("kwargs"), params.get("layout")
+        convention = params.get("convention") or "fvcore"
+        batches = params.get("batch")
+        runtime = _runtime_from_params(params) if shared["kind"] == "runtime" else None
+    convention = convention or "fvcore"
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
         raise UsageError(f"size must be a positive integer, got {size!r}")
     get_convention(convention)
     checked_registry()
     patterns, specs = _split_import_paths(patterns, kwargs, layout)
+    factories = {"factories": [s.id for s in specs], "kwargs": kwargs, "layout": layout} if specs else {}
     notes: list[str] = []
     if runtime is None:
         if batches:
@@ -144,15 +195,21 @@ def run_profile(patterns: list[str] | str | None = None, frames: list[int] | str
                              "--find-max-batch")
         cases = profile_cases(patterns, frames, size, views, notes, specs)
         check_cases(cases)
-        params = {"patterns": patterns, "frames": frames, "size": size, "views": views, "convention": convention}
+        params = {"patterns": patterns, "frames": frames, "size": size, "views": views, "convention": convention,
+                  **factories}
         from tembench.cost import records as cost_records
 
+        cores = shard.pin_cores(launch)
         result = run_cases("cost", cases, lambda c: cost_records.cost_record(*c, convention),
                            lambda c, why: cost_records.failed_cost_record(c, convention, why),
                            lambda c: f"{c[0].id} @{c[1] or c[0].frames}", out=out, save=save, params=params,
-                           on_record=on_record, verb="counting", progress=progress)
+                           on_record=on_record, verb="counting", progress=progress,
+                           key=lambda c: case_key(c[0].id, c[1] or c[0].frames, c[2] or c[0].input_size, c[3], c[4]),
+                           resume=resumed, launch=launch, worker={"device": "meta", "cores": cores})
         result.notes = notes
         return result
+    import dataclasses
+
     from tembench import runtime as rt
     from tembench.env import fingerprint
 
@@ -160,7 +217,8 @@ def run_profile(patterns: list[str] | str | None = None, frames: list[int] | str
     cases = rt.runtime_cases(profile_cases(patterns, frames, size, views, notes, specs), batches)
     check_cases([(c.spec, c.frames, c.size) for c in cases])
     heavy = max(cases, key=lambda c: c.clips_per_forward * c.t)
-    if opts.device == "cpu" and heavy.clips_per_forward > CPU_CLIPS_WARNING and on_note is not None:
+    if (opts.device == "cpu" and heavy.clips_per_forward > CPU_CLIPS_WARNING and on_note is not None
+            and launch.is_main):
         on_note(f"{heavy.spec.id} at batch {heavy.batch} x {heavy.crops * heavy.clips} views is "
                 f"{heavy.clips_per_forward} clips of {heavy.t} frames per forward on a CPU, and every case runs "
                 "at least 9 forwards: expect minutes per case (fewer views or batch, or --device cuda)")
@@ -169,7 +227,11 @@ def run_profile(patterns: list[str] | str | None = None, frames: list[int] | str
               "channels_last": opts.channels_last, "compile": opts.compile,
               "trace": None if opts.trace_dir is None else str(opts.trace_dir), "find_max_batch": opts.find_max_batch,
               "budget_s": opts.timing.budget_s, "min_run_s": opts.timing.min_run_s, "warmup_s": opts.timing.warmup_s,
-              "threads": opts.threads, "steady_heap": opts.steady_heap}
+              "threads": opts.threads, "steady_heap": opts.steady_heap, **factories}
+    device = shard.rank_device(opts.device, launch)  # cuda -> cuda:LOCAL_RANK in a sharded sweep
+    cores = shard.pin_cores(launch, opts.threads) if device == "cpu" else None
+    if device != opts.device:
+        opts = dataclasses.replace(opts, device=device)
     cache: dict = {}
     with rt.torch_threads(opts.threads):
         result = run_cases("runtime", cases, lambda c: rt.measure_case(c, opts, cache),
@@ -177,9 +239,110 @@ def run_profile(patterns: list[str] | str | None = None, frames: list[int] | str
                            lambda c: f"{c.spec.id} @{c.t} x{c.batch}", out=out, save=save, params=params,
                            fingerprint=fingerprint(opts.device, opts.dtype),
                            summary=lambda recs: {"scaling": rt.scaling_rows(recs)}, on_record=on_record,
-                           progress=progress)
+                           progress=progress,
+                           key=lambda c: case_key(c.spec.id, c.t, c.s, c.crops, c.clips, c.batch),
+                           weight=_counted_cost(), resume=resumed, launch=launch,
+                           group=(lambda c: (c.spec.id, c.t, c.s, c.crops, c.clips)) if opts.find_max_batch else None,
+                           worker={"device": opts.device, "cores": cores})
     result.notes = notes
     return result
+
+
+def _counted_cost() -> Callable:
+    """A runtime case's counted cost, the weight that shares a sweep out over ranks: GFLOPs per view
+    (fvcore, on the meta device, once per variant, frames and size) x clips per forward."""
+    per_view: dict = {}
+
+    def weight(case) -> float:
+        from tembench.cost.records import cost_record
+
+        k = (case.spec.id, case.t, case.s)
+        if k not in per_view:
+            per_view[k] = cost_record(case.spec, case.t, case.s, 1, 1, "fvcore")["gflops"]
+        return per_view[k] * case.clips_per_forward
+
+    return weight
+
+
+# what `tembench profile` calls each parameter of a run file's params, for the one-line resume error
+_RESUME_OPTIONS = {
+    "patterns": "PATTERNS", "frames": "--frames", "size": "--size", "views": "--views", "convention": "--convention",
+    "batch": "--batch", "latency": "--latency", "memory": "--memory", "device": "--device", "dtype": "--dtype",
+    "channels_last": "--channels-last", "compile": "--compile", "trace": "--trace",
+    "find_max_batch": "--find-max-batch", "budget_s": "--budget", "warmup_s": "--warmup", "threads": "--threads",
+    "steady_heap": "--steady-heap", "kwargs": "--kwargs", "layout": "--layout",
+}
+
+
+def _resume_run(ref: str, out: str | None, given: dict) -> dict:
+    """The run file ``--resume`` names (run id or path; looked up in ``out`` or the runs directory), checked:
+    a profile run, not corrupt, not still running, measured with the ``given`` parameters."""
+    import json
+
+    from tembench.registry import IMPORT_PATH_RE
+    from tembench.results.schema import check_run
+    from tembench.results.store import effective_status, find_run
+
+    run = find_run(ref, out)
+    path, kind, params = run["path"], run.get("kind"), run.get("params")
+    if kind not in ("cost", "runtime") or not isinstance(params, dict) or "patterns" not in params:
+        what = {"accuracy": "an accuracy run (tembench eval or sanity)", "latency": "a CI latency baseline"}.get(
+            kind, f"a {kind} run that `tembench profile` did not write (a baseline?)")
+        raise UsageError(f"--resume {ref}: {path} is {what}; --resume takes a run of `tembench profile`")
+    problems = check_run({k: v for k, v in run.items() if k != "path"})
+    if problems:
+        more = f" and {len(problems) - 1} more" if len(problems) > 1 else ""
+        raise UsageError(f"--resume {ref}: {path} is corrupt ({problems[0]}{more}); start a new run")
+    if effective_status(run) == "running":
+        proc = run.get("process") or {}
+        raise UsageError(f"--resume {ref}: the run is still running (pid {proc.get('pid')} on {proc.get('host')}); "
+                         "resume it after it stops")
+    stored = dict(params)
+    if "patterns" in given:  # factories named by import path are kept apart in the run's params
+        given = dict(given)
+        pats = list(given.pop("patterns"))
+        given["patterns"] = [p for p in pats if not IMPORT_PATH_RE.match(p)]
+        if any(IMPORT_PATH_RE.match(p) for p in pats) or stored.get("factories"):
+            given["factories"] = [p for p in pats if IMPORT_PATH_RE.match(p)]
+    if isinstance(given.get("kwargs"), str):
+        try:
+            given["kwargs"] = json.loads(given["kwargs"])
+        except json.JSONDecodeError:
+            pass
+
+    def same(a, b) -> bool:
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+            return float(a) == float(b)
+        if a in (None, False, [], {}) and b in (None, False, [], {}):
+            return True
+        return a == b
+
+    def show(name, v) -> str:
+        if isinstance(v, bool) or v is None:
+            return "on" if v else "off"
+        if isinstance(v, list):
+            return ",".join(map(str, v)) if v else "none"
+        return json.dumps(v) if isinstance(v, dict) else str(v)
+
+    differ = [f"{_RESUME_OPTIONS.get(name, name)} {show(name, v)} (the run's: {show(name, stored.get(name))})"
+              for name, v in given.items() if not same(v, stored.get(name))]
+    if differ:
+        raise UsageError(f"--resume {run['run_id']}: {'; '.join(differ)}: leave these out to resume the run with "
+                         "its own parameters, or start a new run")
+    return run
+
+
+def _runtime_from_params(p: dict):
+    """The runtime options a runtime run's ``params`` record."""
+    opts = runtime_options(latency=p.get("latency", True), memory=p.get("memory", False),
+                           device=p.get("device") or "cpu", dtype=p.get("dtype") or "fp32",
+                           channels_last=bool(p.get("channels_last")), compile=bool(p.get("compile")),
+                           trace=p.get("trace"), find_max_batch=bool(p.get("find_max_batch")),
+                           budget=p.get("budget_s"), warmup=p.get("warmup_s", 1.0), threads=p.get("threads"),
+                           steady_heap=p.get("steady_heap", True))
+    if p.get("min_run_s") is not None:
+        opts.timing.min_run_s = p["min_run_s"]
+    return opts
 
 
 def cross_check(patterns: list[str] | str | None = None, frames: list[int] | str | None = None,
@@ -274,14 +437,17 @@ def runtime_profile(patterns: list[str] | None = None, frames: list[int] | str |
 
 
 def check(baseline: str | None = None, gates: list[str] | tuple[str, ...] | None = None, accept: bool = False,
-          patterns: list[str] | None = None, progress: Callable[[str], None] | None = None) -> list:
+          patterns: list[str] | None = None, progress: Callable[[str], None] | None = None,
+          base: str | None = None, latency_budget: float | None = None) -> list:
     """``tembench check``: measure now and judge against the committed baselines (see
-    :func:`tembench.check.run_check`); returns the verdicts (:class:`tembench.gates.Verdict`)."""
+    :func:`tembench.check.run_check`); with ``base`` (a commit, branch or tag) the latency gate measures
+    that commit and the current tree side by side on this machine instead, in ``latency_budget`` seconds.
+    Returns the verdicts (:class:`tembench.gates.Verdict`); :func:`tembench.gates.outcome` judges them."""
     from tembench.check import DEFAULT_BASELINE, GATES, run_check
 
     checked_registry()
     return run_check(baseline or DEFAULT_BASELINE, gates or GATES, accept=accept, progress=progress,
-                     patterns=patterns)
+                     patterns=patterns, base=base, latency_budget=latency_budget)
 
 
 def compare(a: str, b: str) -> list:

@@ -80,6 +80,10 @@ def profile_cmd(
     warmup: Annotated[Optional[float], typer.Option(help="Minimum warm-up seconds per case (and at least 3 calls). Default: 1.", rich_help_panel="Runtime")] = None,
     threads: Annotated[Optional[int], typer.Option(help="Torch intra-op threads for the measurement. Default on CPU: 1, as torch.utils.benchmark (reproducible on a shared machine; give the core count to use the whole CPU); on CUDA: torch's own.", rich_help_panel="Runtime")] = None,
     steady_heap: Annotated[bool, typer.Option("--steady-heap/--default-heap", help="CPU: keep freed memory in the process so forwards do not page-fault fresh memory (the record says heap=held); --default-heap measures glibc's default behaviour.", rich_help_panel="Runtime")] = True,
+    resume: Annotated[Optional[str], typer.Option(
+        "--resume", metavar="RUN", help="Complete a run that stopped early (a run id or a run file): measure only "
+        "the cases of its grid that have no record yet, into its file, with its own parameters (options given "
+        "beside it must equal the run's). Works under torchrun too.")] = None,
 ) -> None:
     """Measure cost (GFLOPs per view and total, params, temporal-module share) of registered variants.
 
@@ -90,11 +94,37 @@ def profile_cmd(
     one record per variant x frames x batch, with the cost beside the time (temporal_ms beside
     temporal_gflops). Out-of-memory cases are recorded as such and the run goes on; Ctrl-C keeps what
     was measured.
+
+    Under torchrun (torchrun --nproc-per-node N -m tembench profile ... --device cuda) the grid is shared
+    out over the ranks, each on its own GPU (or CPU cores); rank 0 writes the one run file and prints.
     """
     from tembench.api import cross_check as run_cross_check
     from tembench.api import run_profile, runtime_options
+    from tembench.runtime.shard import FollowedError
 
     runtime = latency or memory or trace is not None or find_max_batch
+    if resume is not None:
+        if cross_check is not None:
+            raise UsageError("--resume completes a run of `tembench profile`; leave out --cross-check")
+        changes = {name: value for name, value in (
+            ("latency", latency or None), ("memory", memory or None), ("device", device), ("batch", batch),
+            ("dtype", dtype.value if dtype else None), ("channels_last", channels_last or None),
+            ("compile", compile or None), ("trace", None if trace is None else str(trace)),
+            ("find_max_batch", find_max_batch or None), ("budget_s", budget), ("warmup_s", warmup),
+            ("threads", threads), ("steady_heap", None if steady_heap else False)) if value is not None}
+        if "batch" in changes:
+            from tembench.grid import parse_int_list
+
+            changes["batch"] = parse_int_list(batch, "batch sizes")
+        try:
+            result = run_profile(patterns, frames, size, views,
+                                 convention.value if convention != Convention.fvcore else None, out=out,
+                                 save=save, kwargs=kwargs, layout=layout.value if layout else None, resume=resume,
+                                 changes=changes, on_note=lambda s: err(f"note: {s}"))
+        except FollowedError as e:  # rank 0 says why
+            raise typer.Exit(e.exit_code) from None
+        _print_result(result, format, columns, convention.value, modules)
+        return
     if cross_check is not None:
         if runtime or views:
             raise UsageError("--cross-check counts one view of each variant; leave out --views and the runtime options")
@@ -114,29 +144,51 @@ def profile_cmd(
         if given:
             raise UsageError(f"{', '.join(given)} only apply to runtime profiling; add --latency, --memory, "
                              "--trace or --find-max-batch")
-        result = run_profile(patterns, frames, size, views, convention.value, out=out, save=save, kwargs=kwargs,
-                             layout=layout.value if layout else None)
-        single_view = all(r.get("gflops_total") == r.get("gflops") for r in result.records)
-        default = [c for c in PROFILE_COLUMNS if not (single_view and c in ("views", "gflops_total"))]
-        print_table(result.records, format, default, columns,
-                     f"Cost per view ({convention.value}: GFLOPs = 1e9 multiply-adds) — {plural(len(result.records), 'case')}")
-        _finish(result)
+        try:
+            result = run_profile(patterns, frames, size, views, convention.value, out=out, save=save, kwargs=kwargs,
+                                 layout=layout.value if layout else None)
+        except FollowedError as e:
+            raise typer.Exit(e.exit_code) from None
+        _print_result(result, format, columns, convention.value, modules)
         return
     opts = runtime_options(latency=latency, memory=memory, device=device or "cpu", dtype=dtype.value if dtype else "fp32",
                            channels_last=channels_last, compile=compile, trace=None if trace is None else str(trace),
                            find_max_batch=find_max_batch, budget=budget, warmup=1.0 if warmup is None else warmup,
                            threads=threads, steady_heap=steady_heap)
-    result = run_profile(patterns, frames, size, views, convention.value, batches=batch, runtime=opts, out=out, save=save,
-                         on_note=lambda s: err(f"note: {s}"), kwargs=kwargs, layout=layout.value if layout else None)
-    _print_runtime(result.records, format, columns, opts, modules)
+    try:
+        result = run_profile(patterns, frames, size, views, convention.value, batches=batch, runtime=opts, out=out,
+                             save=save, on_note=lambda s: err(f"note: {s}"), kwargs=kwargs,
+                             layout=layout.value if layout else None)
+    except FollowedError as e:
+        raise typer.Exit(e.exit_code) from None
+    _print_result(result, format, columns, convention.value, modules)
+
+
+def _print_result(result, format, columns, convention: str, modules: bool) -> None:
+    """Rank 0 (or the one process) prints the table and how the sweep went; other ranks of a torchrun
+    launch stay quiet (exit 130 when interrupted)."""
+    if result.rank != 0:
+        if result.stopped == "interrupted":
+            raise typer.Exit(130)
+        return
+    records = result.records
+    if result.kind == "cost":
+        single_view = all(r.get("gflops_total") == r.get("gflops") for r in records)
+        default = [c for c in PROFILE_COLUMNS if not (single_view and c in ("views", "gflops_total"))]
+        print_table(records, format, default, columns,
+                    f"Cost per view ({convention}: GFLOPs = 1e9 multiply-adds) — {plural(len(records), 'case')}")
+    else:
+        _print_runtime(records, format, columns, modules)
     _finish(result)
 
 
-def _print_runtime(records, format, columns, opts, modules: bool) -> None:
+def _print_runtime(records, format, columns, modules: bool) -> None:
     from tembench.api import module_table, scaling
 
+    devices = ", ".join(sorted({str(r.get("device")) for r in records})) or "-"
+    dtypes = ", ".join(sorted({str(r.get("dtype")) for r in records})) or "-"
     print_table(records, format, RUNTIME_COLUMNS, columns,
-                 f"Runtime on {opts.device}, {opts.dtype} (latency per forward of batch x views clips; "
+                 f"Runtime on {devices}, {dtypes} (latency per forward of batch x views clips; "
                  f"GFLOPs per view, fvcore) — {plural(len(records), 'case')}")
     if format in (OutputFormat.table, OutputFormat.markdown):
         if growth := scaling(records):
@@ -160,7 +212,7 @@ def _finish(result) -> None:
         raise typer.Exit(1)
     if result.stopped == "interrupted":
         raise typer.Exit(130)
-    if result.failed:
+    if result.failed or result.stopped == "incomplete":
         raise typer.Exit(1)
 
 

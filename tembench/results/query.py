@@ -4,6 +4,10 @@ Run-level filters pick run files: ``kind``, ``run_status``, ``run`` (id prefix),
 time, UTC), ``hardware`` (hash prefix; ``"current"`` is this machine), ``last`` (the N newest runs left).
 Record-level filters pick records inside them: ``patterns`` (variant ids, families or globs), ``status``,
 ``device``, ``dtype`` and ``where`` (``KEY=VALUE`` equalities on any field, compared as text).
+
+A record measured on another machine than its run's rank 0 (a rank on another node, a run resumed
+elsewhere) carries its own ``hardware_hash``: it replaces the run's in the record's row, and it is what
+``hardware`` matches, so rows of one hardware hash are rows of one machine.
 """
 from __future__ import annotations
 
@@ -78,7 +82,7 @@ def select_runs(directory: str | Path | None = None, *, kind: str | None = None,
             continue
         if run and not r.get("run_id", "").startswith(run):
             continue
-        if hardware and not (r.get("fingerprint") or {}).get("hardware_hash", "").startswith(hardware):
+        if hardware and not any(h.startswith(hardware) for h in run_hardware(r)):
             continue
         if t0 is not None:
             try:
@@ -90,6 +94,15 @@ def select_runs(directory: str | Path | None = None, *, kind: str | None = None,
         runs.append(r)
     runs.sort(key=lambda r: (r.get("created", ""), r.get("run_id", "")))
     return runs[-last:] if last else runs
+
+
+def run_hardware(run: dict) -> set[str]:
+    """The hardware hashes of the machines a run measured on: its own (rank 0's), and in a run sharded over
+    nodes or resumed elsewhere, those of its workers and records."""
+    hashes = {(run.get("fingerprint") or {}).get("hardware_hash") or ""}
+    hashes |= {w.get("hardware_hash") for w in run.get("workers") or [] if isinstance(w, dict)}
+    hashes |= {rec.get("hardware_hash") for rec in run.get("records") or [] if isinstance(rec, dict)}
+    return {h for h in hashes if isinstance(h, str) and h}
 
 
 def run_rows(runs: list[dict]) -> list[dict]:
@@ -116,6 +129,10 @@ def records(directory: str | Path | None = None, *, patterns: list[str] | None =
     """Every record passing the filters, flattened: run-level columns first, then the record's fields."""
     conditions = _parse_where(where)
     _choice("--status", status, RECORD_STATUSES)
+    if hardware == "current":
+        from tembench.env import hardware_hash
+
+        hardware = hardware_hash()
     rows = []
     for r in select_runs(directory, kind=kind, run_status=run_status, run=run, since=since, hardware=hardware,
                          last=last):
@@ -131,6 +148,8 @@ def records(directory: str | Path | None = None, *, patterns: list[str] | None =
                 continue
             if dtype and rec.get("dtype") != dtype:
                 continue
+            if hardware and not str(rec.get("hardware_hash") or head["hardware_hash"] or "").startswith(hardware):
+                continue  # a record measured on another machine than its run's rank 0
             if any(key not in rec or _text(rec[key]) != value for key, value in conditions):
                 continue
             rows.append({**head, **rec})
