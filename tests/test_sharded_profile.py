@@ -4,11 +4,13 @@ The torchrun tests start two CPU ranks (gloo); the others drive the same shardin
 two threads of this process over an in-memory store, which is quicker and lets a rank fail on purpose."""
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -192,3 +194,37 @@ def test_cpu_ranks_split_the_node_cores(monkeypatch):
     many = shard.Launch(rank=0, world=9, local_rank=0, local_world=9, host="here")
     with pytest.raises(UsageError, match="9 ranks on here share 8 cores"):
         shard.pin_cores(many)
+
+
+# ---- the prepared GPU check ------------------------------------------------------------------------------
+
+GPU_CHECK = Path(__file__).resolve().parent.parent / "benchmarks" / "gpu_check.sh"
+
+
+def test_the_gpu_check_script_is_sound_shell():
+    assert subprocess.run(["bash", "-n", str(GPU_CHECK)], capture_output=True).returncode == 0
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck is not installed (apt-get install -y shellcheck)")
+    lint = subprocess.run(["shellcheck", str(GPU_CHECK)], capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout
+
+
+@pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="this machine has nvidia-smi: run the check itself")
+@pytest.mark.parametrize("fake_nvidia_smi", [False, True], ids=["no-nvidia-smi", "cpu-only-torch"])
+def test_the_gpu_check_exits_at_once_on_a_cpu_machine(tmp_path, fake_nvidia_smi):
+    import torch
+
+    if fake_nvidia_smi and torch.cuda.is_available():
+        pytest.skip("torch sees a CUDA GPU here")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    if fake_nvidia_smi:  # a driver but a CPU-only torch: torch itself is asked
+        (bin_dir / "nvidia-smi").write_text("#!/bin/sh\necho 'NVIDIA H200, 550.00'\n")
+        (bin_dir / "nvidia-smi").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHON": sys.executable}
+    t0 = time.monotonic()
+    proc = subprocess.run(["bash", str(GPU_CHECK)], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 2 and proc.stdout == ""
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("gpu_check.sh needs ") and "GPU" in line and "nothing checked" in line
+    assert time.monotonic() - t0 < 20
