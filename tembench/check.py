@@ -9,14 +9,25 @@ measured them) and ``motion.json`` (the motion-benchmark accuracies with per-cli
 ``tembench check --accept`` rewrites them deliberately; files written before the envelope and the cost
 record were one (no run id, a cost record of ``variant``, ``frames``, ``input_size``, ``classes``,
 ``macs``, ``params``, ``modules``) load and compare as they are.
+
+Latency is hardware-dependent: the committed ``latency.json`` is compared only on the machine that measured
+it. ``tembench check --base REF`` compares on any machine instead: REF's code and the current tree are
+measured side by side in one run (:func:`ab_latency_records`), and cost and accuracy still use the committed
+baselines (they do not depend on the machine).
 """
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
-from typing import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
 
 from tembench import gates
 from tembench.errors import BaselineError, UsageError, one_line
@@ -218,16 +229,27 @@ def latency_records(cases=None, budget_s: float = LATENCY_BUDGET_S, threads: int
 
 
 def check_latency(baseline_dir: Path, accept: bool = False, current: list[dict] | None = None,
-                  patterns: list[str] | None = None, progress: Progress | None = None) -> list[gates.Verdict]:
-    from tembench.env import hardware_hash
+                  patterns: list[str] | None = None, progress: Progress | None = None,
+                  budget_s: float | None = None) -> list[gates.Verdict]:
+    """The latency gate against the committed baseline: compared only on the machine that measured it
+    (the same hardware hash); elsewhere every case is ``not comparable`` (see :func:`check_latency_ab`
+    for a comparison on any machine). ``budget_s``: for all cases together (default 4.5 s per case)."""
+    from tembench.env import hardware, hardware_hash
 
     cases = latency_cases(patterns)
     base = None if accept else load_baseline(baseline_dir, LATENCY_FILE)
     if base is not None and (base.get("fingerprint") or {}).get("hardware_hash") != hardware_hash():
-        return [gates.latency_gate(_latency_key(r), r.get("samples_ms") or [], [], same_hardware=False)
-                for r in base["records"] if _selected(r["variant"], patterns)]
+        fp = base.get("fingerprint") or {}
+        why = (f"the committed baseline was measured on another machine ({(fp.get('hardware') or {}).get('cpu', '?')}, "
+               f"hardware {fp.get('hardware_hash')}; this one: {hardware().get('cpu', '?')}, {hardware_hash()})")
+        verdicts = [gates.latency_gate(_latency_key(r), r.get("samples_ms") or [], [], same_hardware=False)
+                    for r in base["records"] if _selected(r["variant"], patterns)]
+        for v in verdicts:
+            v.detail = why
+        return verdicts
     if current is None:
-        current = latency_records(cases, progress=progress) if cases else []
+        per_case = LATENCY_BUDGET_S if budget_s is None else budget_s / max(len(cases), 1)
+        current = latency_records(cases, budget_s=per_case, progress=progress) if cases else []
     if accept:
         base = _accepted(baseline_dir, LATENCY_FILE, "latency", current)
     by_key = {_latency_key(r): r for r in base["records"]}
@@ -250,6 +272,333 @@ def check_latency(baseline_dir: Path, accept: bool = False, current: list[dict] 
     return verdicts
 
 
+# --------------------------------------------------------------- latency, side by side with a base commit
+#
+# `tembench check --base REF`: hosted CI runners change hardware from job to job, so a committed latency
+# baseline is rarely comparable there. Instead REF's code is checked out into a temporary git worktree and
+# both sides are measured on this machine in one run (as `asv continuous` does), each in a worker process
+# of its own (tembench/ab_worker.py) that imports its side's tembench, in interleaved rounds.
+
+AB_BUDGET_S = 120.0
+"""Default seconds for the whole A/B (worktree, workers, builds and every round): the four CPU cases of
+the built-in registry take about two minutes on 2 cores."""
+AB_ROUNDS = 6  # rounds planned; fewer when the budget does not allow them (at least AB_MIN_ROUNDS)
+AB_MIN_ROUNDS = 2
+AB_MIN_SLOT_S = 0.4  # the shortest time one side measures one case in one round
+AB_SLOT_OVERHEAD_S = 0.4  # first guess of what a slot costs besides its timing window (the reference conv, ...)
+AB_ANSWER_TIMEOUT_S = 600.0  # a worker that does not answer a request in this long is stuck
+WORKER_SCRIPT = Path(__file__).with_name("ab_worker.py")
+
+
+@dataclass(frozen=True)
+class BaseRef:
+    """The base of an A/B comparison: ``ref`` as given (``origin/main``, a tag, a commit), the commit it
+    names and the top level of the git work tree it was resolved in."""
+
+    ref: str
+    sha: str
+    repo: Path
+
+    @property
+    def label(self) -> str:
+        return self.ref if self.sha.startswith(self.ref) else f"{self.ref} ({self.sha[:10]})"
+
+
+def _git(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True, timeout=300)
+    except FileNotFoundError:
+        raise UsageError("--base needs git, which is not installed here (no `git` on PATH)") from None
+
+
+def _git_problem(done: subprocess.CompletedProcess) -> str:
+    lines = [ln.strip() for ln in (done.stderr or done.stdout or "").splitlines() if ln.strip()]
+    return lines[0] if lines else f"exit code {done.returncode}"
+
+
+def resolve_base(ref: str, cwd: str | Path | None = None) -> BaseRef:
+    """The commit ``ref`` names in the git work tree around ``cwd`` (default: the current directory); a
+    one-line :class:`UsageError` when git is missing, ``cwd`` is in no work tree or ``ref`` names no commit."""
+    cwd = Path.cwd() if cwd is None else Path(cwd)
+    if not str(ref).strip() or str(ref).startswith("-"):
+        raise UsageError(f"--base {ref!r}: give a commit, branch or tag (e.g. --base origin/main or --base HEAD~1)")
+    top = _git(cwd, "rev-parse", "--show-toplevel")
+    if top.returncode or not top.stdout.strip():
+        raise UsageError(f"--base {ref}: {cwd} is not inside a git work tree (run from the project's checkout): "
+                         f"{_git_problem(top)}")
+    repo = Path(top.stdout.strip())
+    sha = _git(repo, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}")
+    if sha.returncode or not sha.stdout.strip():
+        shallow = _git(repo, "rev-parse", "--is-shallow-repository").stdout.strip() == "true"
+        raise UsageError(f"--base {ref}: no such commit in {repo}" + (
+            " (this clone is shallow: fetch the base first, e.g. `git fetch --deepen=1` or `git fetch origin main`)"
+            if shallow else ""))
+    return BaseRef(str(ref), sha.stdout.strip(), repo)
+
+
+@contextmanager
+def base_worktree(base: BaseRef) -> Iterator[Path]:
+    """REF's tree, checked out (detached) into a temporary git worktree; removed on the way out, also on
+    Ctrl-C and errors."""
+    tmp = Path(tempfile.mkdtemp(prefix="tembench-base-"))
+    tree = tmp / "tree"
+    try:
+        done = _git(base.repo, "worktree", "add", "--detach", "--quiet", str(tree), base.sha)
+        if done.returncode:
+            raise UsageError(f"--base {base.ref}: git worktree add failed: {_git_problem(done)}")
+        yield tree
+    finally:
+        if tree.exists():
+            _git(base.repo, "worktree", "remove", "--force", str(tree))
+        shutil.rmtree(tmp, ignore_errors=True)
+        _git(base.repo, "worktree", "prune")
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def side_paths(repo: Path, specs) -> list[Path]:
+    """What the current side's worker puts on PYTHONPATH: the directory holding the tembench package that
+    runs now and the packages of the networks of one's own (``arch = "python"``) when they live in the
+    repository (not git-ignored: an installed copy is no side's code), then $PYTHONPATH. The base side
+    gets the same list with every path inside the repository moved into REF's worktree."""
+    import importlib.util
+
+    from tembench import errors  # any module of the package: where the tembench that runs now lives
+
+    found = [Path(errors.__file__).resolve().parent.parent]
+    for spec in specs:
+        if spec.is_python and spec.factory:
+            try:
+                where = importlib.util.find_spec(spec.factory.split(":")[0].split(".")[0])
+            except (ImportError, ValueError):
+                where = None
+            for loc in (list(where.submodule_search_locations or []) if where and where.submodule_search_locations
+                        else [where.origin] if where and where.origin else []):
+                found.append(Path(loc).resolve().parent)
+    found = [p for p in found if _inside(p, repo) and _git(repo, "check-ignore", "-q", str(p)).returncode != 0]
+    found += [Path(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return list(dict.fromkeys(found))
+
+
+def _moved(path: Path, repo: Path, tree: Path) -> Path:
+    """``path`` inside ``repo`` -> the same place in ``tree`` (REF's worktree); any other path unchanged."""
+    return tree / path.resolve().relative_to(repo.resolve()) if _inside(path, repo) else path
+
+
+class _Side:
+    """A worker process (tembench/ab_worker.py) of one side, spoken to in JSON lines."""
+
+    def __init__(self, name: str, script: Path, paths: list[Path], cwd: Path, log: Path):
+        env = {k: v for k, v in os.environ.items() if k != "TEMBENCH_REGISTRY"}
+        env["PYTHONPATH"] = os.pathsep.join(map(str, paths))
+        self.name, self.log, self.buf = name, log, b""
+        with open(log, "wb") as err:
+            self.proc = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=err, cwd=cwd, env=env)
+
+    def send(self, request: dict) -> None:
+        try:
+            self.proc.stdin.write((json.dumps(request) + "\n").encode())
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass  # the answer (none) says what happened
+
+    def answer(self, timeout: float = AB_ANSWER_TIMEOUT_S) -> dict:
+        import select
+
+        deadline = time.monotonic() + timeout
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RuntimeError(f"the {self.name} side's worker did not answer in {timeout:.0f} s")
+            if select.select([fd], [], [], left)[0]:
+                chunk = os.read(fd, 1 << 16)
+                if not chunk:
+                    code = self.proc.wait(timeout=10)
+                    raise RuntimeError(f"the {self.name} side's worker exited (code {code}): {self.last_words()}")
+                self.buf += chunk
+        line, _, self.buf = self.buf.partition(b"\n")
+        return json.loads(line)
+
+    def ask(self, request: dict) -> dict:
+        self.send(request)
+        return self.answer()
+
+    def last_words(self) -> str:
+        try:
+            lines = [ln.strip() for ln in self.log.read_text(errors="replace").splitlines() if ln.strip()]
+        except OSError:
+            lines = []
+        return lines[-1][:300] if lines else "no output"
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.send({"op": "quit"})
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _ab_row(case: tuple[str, int, int], side: str) -> dict:
+    variant, t, s = case
+    return {"variant": variant, "frames": t, "input_size": s, "batch": 1, "threads": 1, "side": side,
+            "status": "ok", "samples_ms": [], "relative": [], "reference_ms": []}
+
+
+def ab_latency_records(base: BaseRef, cases, budget_s: float = AB_BUDGET_S,
+                       progress: Progress | None = None) -> tuple[list[dict], list[dict], dict]:
+    """(base rows, current rows, run info): the latency of each case at ``base`` and in the current tree,
+    measured on this machine in one run.
+
+    Each side runs in a worker process of its own, with its own code on PYTHONPATH (REF's in a temporary
+    git worktree), and builds and warms up each case once. Then, in rounds, every case is measured on one
+    side and right after on the other (the order alternates from round to round: base first, then current
+    first), each time right after the reference convolution, so the machine's slow and fast phases fall on
+    both sides alike. ``budget_s`` is for all of it: the time left after the workers are ready is split over
+    the rounds (:data:`AB_ROUNDS`, fewer when the windows would get shorter than :data:`AB_MIN_SLOT_S`; at
+    least :data:`AB_MIN_ROUNDS`). A case the base does not have (or cannot build) is measured on neither
+    side and has ``status`` ``absent`` on the base side."""
+    from statistics import median
+
+    from tembench.registry import builtin_registry_dir, registry, registry_dirs
+
+    t_start = time.perf_counter()
+    deadline = t_start + budget_s
+    cases = [tuple(c) for c in cases]
+    specs = [registry().get(v) for v, _, _ in cases]
+    builtin = builtin_registry_dir().resolve()
+    own_dirs = [d.resolve() for d in registry_dirs() if d.resolve() != builtin]
+    with_builtin = any(d.resolve() == builtin for d in registry_dirs())
+    rows = {"base": [_ab_row(c, "base") for c in cases], "current": [_ab_row(c, "current") for c in cases]}
+    info = {"base": base.ref, "base_commit": base.sha, "rounds": 0, "budget_s": budget_s}
+
+    def say(what: str, t0: float) -> None:
+        _say(progress, "latency", f"vs {base.label}: {what}", t0)
+
+    with base_worktree(base) as tree:
+        t0 = time.perf_counter()
+        script = tree.parent / "worker" / "tembench_ab_worker.py"
+        script.parent.mkdir()
+        shutil.copyfile(WORKER_SCRIPT, script)
+        paths = side_paths(base.repo, specs)
+        cwd = Path.cwd()
+        sides: dict[str, _Side] = {}
+        try:
+            sides["base"] = _Side(f"base ({base.label})", script, [_moved(p, base.repo, tree) for p in paths],
+                                  _moved(cwd, base.repo, tree) if _moved(cwd, base.repo, tree).is_dir() else tree,
+                                  tree.parent / "base.log")
+            sides["current"] = _Side("current", script, paths, cwd, tree.parent / "current.log")
+            for name, side in sides.items():
+                side.send({"op": "hello", "threads": 1, "builtin": with_builtin,
+                           "registry": [str(_moved(d, base.repo, tree) if name == "base" else d) for d in own_dirs]})
+            where = {}
+            for name, side in sides.items():
+                hello = side.answer()
+                if not hello.get("ok"):
+                    raise UsageError(f"--base {base.label}: the {name} side cannot be measured: {hello.get('error')}")
+                where[name] = hello["tembench"]
+            info["tembench"] = where
+            say(f"workers ready, tembench imported from {where['base']} (base) and {where['current']} (current)", t0)
+            for case, b_row, c_row in zip(cases, rows["base"], rows["current"]):
+                t0 = time.perf_counter()
+                request = {"op": "prepare", "variant": case[0], "frames": case[1], "size": case[2]}
+                for side in sides.values():
+                    side.send(request)
+                for name, row in (("base", b_row), ("current", c_row)):
+                    got = sides[name].answer()
+                    if got.get("absent") and name == "base":
+                        row.update(status="absent", error=f"not at {base.label}: {got['absent']}")
+                    elif got.get("absent") or got.get("error"):
+                        row.update(status="absent" if name == "base" else "error",
+                                   error=(f"cannot be built at {base.label}: " if name == "base" else "")
+                                   + (got.get("error") or got.get("absent")))
+                say(f"built and warmed up {case[0]}@{case[1]}x{case[2]} on both sides", t0)
+            todo = [i for i in range(len(cases)) if rows["base"][i]["status"] == rows["current"][i]["status"] == "ok"]
+            overhead, slots_done = AB_SLOT_OVERHEAD_S, 0
+            rounds = AB_ROUNDS
+            for k in range(AB_ROUNDS):
+                if not todo:
+                    break
+                left = deadline - time.perf_counter()
+                slots = 2 * len(todo)
+                while rounds - k > 1 and left / ((rounds - k) * slots) - overhead < AB_MIN_SLOT_S \
+                        and rounds > AB_MIN_ROUNDS:
+                    rounds -= 1
+                if k >= rounds or (k >= AB_MIN_ROUNDS and left < slots * (AB_MIN_SLOT_S + overhead)):
+                    break
+                window = max(AB_MIN_SLOT_S, left / ((rounds - k) * slots) - overhead)
+                order = ("base", "current") if k % 2 == 0 else ("current", "base")
+                for i in list(todo):
+                    t0 = time.perf_counter()
+                    for name in order:
+                        s0 = time.perf_counter()
+                        got = sides[name].ask({"op": "measure", "variant": cases[i][0], "frames": cases[i][1],
+                                               "size": cases[i][2], "budget_s": window})
+                        row = rows[name][i]
+                        if not got.get("ok"):
+                            row.update(status="error", error=got.get("error", "no answer"))
+                            todo.remove(i)
+                            break
+                        row["samples_ms"] += got["samples_ms"]
+                        row["relative"] += got["relative"]
+                        row["reference_ms"].append(got["reference_ms"])
+                        spent = time.perf_counter() - s0
+                        overhead = (overhead * slots_done + max(0.0, spent - window)) / (slots_done + 1)
+                        slots_done += 1
+                    b, c = rows["base"][i], rows["current"][i]
+                    if b["samples_ms"] and c["samples_ms"]:
+                        say(f"round {k + 1}/{rounds} {cases[i][0]}@{cases[i][1]}x{cases[i][2]}: base "
+                            f"{median(b['samples_ms']):.2f} ms, current {median(c['samples_ms']):.2f} ms", t0)
+                info["rounds"] = k + 1
+        finally:
+            for side in sides.values():
+                side.close()
+    for row in rows["base"] + rows["current"]:
+        row["latency_ms"] = median(row["samples_ms"]) if row["samples_ms"] else None
+        row["latency_spread"] = gates.iqr_over_median(row["samples_ms"]) if row["samples_ms"] else None
+    info["seconds"] = round(time.perf_counter() - t_start, 1)
+    return rows["base"], rows["current"], info
+
+
+def check_latency_ab(base: BaseRef, patterns: list[str] | None = None, progress: Progress | None = None,
+                     budget_s: float | None = None) -> list[gates.Verdict]:
+    """The latency gate on this machine, against ``base`` measured side by side (:func:`ab_latency_records`):
+    the current tree's registry says which cases; a case the base does not have is ``new``."""
+    cases = latency_cases(patterns)
+    if not cases:
+        return []
+    budget = AB_BUDGET_S if budget_s is None else budget_s
+    t0 = time.perf_counter()
+    base_rows, current_rows, info = ab_latency_records(base, cases, budget, progress)
+    verdicts = []
+    for b, c in zip(base_rows, current_rows):
+        key = _latency_key(c)
+        if b["status"] == "absent":
+            verdicts.append(gates.Verdict("latency", key, "median_ms", None, None, gates.NEW, b["error"], "ms"))
+        elif b["status"] != "ok" or c["status"] != "ok":
+            bad = b if b["status"] != "ok" else c
+            verdicts.append(gates.Verdict("latency", key, "median_ms", b["latency_ms"], c["latency_ms"], gates.ERROR,
+                                          f"{bad['side']} side: {bad.get('error')}", "ms"))
+        else:
+            verdicts.append(gates.latency_ab_gate(key, b, c, base.label, info["rounds"]))
+    _say(progress, "latency", f"vs {base.label}: {len(cases)} case(s) in {info['rounds']} round(s) "
+                              f"(budget {budget:.0f} s)", t0)
+    return verdicts
+
+
 GATES = ("cost", "latency", "accuracy")
 
 
@@ -261,7 +610,8 @@ def _selected(variant: str, patterns: list[str] | None) -> bool:
 
 def run_check(baseline_dir: str | Path = DEFAULT_BASELINE, which: list[str] | tuple[str, ...] = GATES,
               accept: bool = False, progress: Progress | None = None,
-              patterns: list[str] | None = None) -> list[gates.Verdict]:
+              patterns: list[str] | None = None, base: str | None = None,
+              latency_budget: float | None = None) -> list[gates.Verdict]:
     """Measure now and judge against the committed baselines.
 
     Fails closed: every asked gate's baseline must exist, be readable and hold records (checked
@@ -272,28 +622,46 @@ def run_check(baseline_dir: str | Path = DEFAULT_BASELINE, which: list[str] | tu
     what each gate measures: every variant's cost, the latency of those with ``latency_gate``, the
     motion accuracy of those with ``motion_gate``; a gate with no such variant does not apply (and
     needs no baseline), so a project of one's own gates its own models.
+
+    ``base`` (a commit, branch or tag of the git work tree around the current directory): the latency gate
+    measures that commit's code and the current tree side by side on this machine
+    (:func:`check_latency_ab`) instead of reading the committed latency baseline; cost and accuracy are
+    unchanged. ``latency_budget``: seconds for the whole latency gate (default :data:`AB_BUDGET_S` with
+    ``base``, 4.5 s per case without). Git missing, no work tree or a ``base`` that names no commit is a
+    :class:`~tembench.errors.UsageError`, raised before anything is measured.
     """
     baseline_dir = Path(baseline_dir)
     unknown = [g for g in which if g not in GATES]
     if unknown or not which:
         raise UsageError(f"unknown gate(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(GATES)}")
+    if latency_budget is not None and not latency_budget > 0:
+        raise UsageError(f"--latency-budget must be a positive number of seconds, got {latency_budget!r}")
+    if base is not None and accept:
+        raise UsageError("--accept writes the committed baselines; it does not go with --base (a side-by-side "
+                         "comparison writes nothing)")
     cases = gate_cases(patterns)  # an unknown variant or family is an error, before anything is measured
     applicable = [g for g in which if cases[g]]
     for gate in which:
         if not cases[gate] and progress is not None:
             progress(f"{gate}: no case (no selected variant has "
                      f"{'latency_gate' if gate == 'latency' else 'motion_gate'} in its registry entry); skipped")
+    ref = resolve_base(base) if base is not None and "latency" in applicable else None
     if not accept:
         for gate in applicable:
-            load_baseline(baseline_dir, GATE_FILES[gate])
+            if not (gate == "latency" and ref is not None):
+                load_baseline(baseline_dir, GATE_FILES[gate])
     runners = {"cost": check_cost, "latency": check_latency, "accuracy": check_accuracy}
+    if ref is not None:
+        runners["latency"] = lambda _dir, _accept, **kw: check_latency_ab(ref, budget_s=latency_budget, **kw)
+    elif latency_budget is not None:
+        runners["latency"] = lambda *a, **kw: check_latency(*a, budget_s=latency_budget, **kw)
     verdicts: list[gates.Verdict] = []
     for gate in GATES:
         if gate not in applicable:
             continue
         try:
             verdicts += runners[gate](baseline_dir, accept, patterns=patterns, progress=progress)
-        except BaselineError:
+        except (BaselineError, UsageError):
             raise
         except Exception as e:  # noqa: BLE001 -- a gate that cannot run fails, it never passes
             verdicts.append(gates.Verdict(gate, f"({gate} gate)", "run", None, None, gates.ERROR,

@@ -58,7 +58,27 @@ def test_nothing_compared_is_a_failure(capsys, tmp_path, monkeypatch):
     monkeypatch.setattr("tembench.env.hardware_hash", lambda hw=None: "another-machine")
     code, _, err = run_cli(capsys, "check", "--gates", "latency", "--baseline", tmp_path)
     assert code == 1
-    assert "0 comparisons made" in err and "nothing was compared" in err and "not comparable" in err
+    assert "0 comparisons made" in err and "compared nothing" in err and "not comparable" in err
+    verdicts = [gates.Verdict("cost", "a", "macs", None, 1, gates.NEW, "not in the baseline")]
+    failed, line = gates.outcome(verdicts)
+    assert failed and "nothing was compared" in line
+
+
+def test_latency_not_comparable_fails_beside_a_passing_gate_unless_allowed(capsys, tmp_path, monkeypatch):
+    """Another machine, no --base: cost compares and passes, but latency compared nothing, which is said on
+    a line of its own and fails; --allow-uncompared passes and names what it skipped."""
+    for name in ("cost.json", "latency.json"):
+        shutil.copy(BASELINES / name, tmp_path / name)
+    monkeypatch.setattr("tembench.env.hardware_hash", lambda hw=None: "another-machine")
+    args = ("check", "--gates", "cost,latency", "--baseline", tmp_path, "tsn/tsn-r18", "tsm/tsm-r18")
+    code, _, err = run_cli(capsys, *args)
+    (why,) = [ln for ln in err.splitlines() if ln.startswith("latency not compared")]
+    assert code == 1 and "another machine" in why and "--base REF" in why and "--allow-uncompared" in why
+    assert "Traceback" not in err
+    code, _, err = run_cli(capsys, *args, "--allow-uncompared")
+    (skipped,) = [ln for ln in err.splitlines() if ln.startswith("latency not compared")]
+    assert code == 0, err
+    assert "allowed by --allow-uncompared" in skipped and "skipped 2 cases" in skipped and "tsm/tsm-r18@8x112" in skipped
 
 
 def test_check_prints_progress_lines_on_a_non_terminal(capsys, tmp_path):

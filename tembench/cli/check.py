@@ -44,10 +44,12 @@ def _print_verdicts(verdicts, fmt: GateFormat) -> None:
             print_rows(shown, OutputFormat.table, columns=GATE_COLUMNS, title="Everything that did not simply pass")
 
 
-def _exit_for(verdicts) -> None:
+def _exit_for(verdicts, allow_uncompared: bool = False) -> None:
     from tembench import gates
 
-    failed, line = gates.outcome(verdicts)
+    for line in gates.uncompared_lines(verdicts, allow_uncompared):
+        print(line, file=sys.stderr)
+    failed, line = gates.outcome(verdicts, allow_uncompared)
     print(line, file=sys.stderr)
     if failed:
         raise typer.Exit(1)
@@ -60,22 +62,37 @@ def check_cmd(
     gates_: GatesOpt = "cost,latency,accuracy",
     accept: Annotated[bool, typer.Option("--accept", help="Rewrite the baselines with the current measurements.")] = False,
     format: GateFormatOpt = GateFormat.table,
+    base: Annotated[Optional[str], typer.Option(
+        "--base", metavar="REF", help="Latency on any machine: measure this commit, branch or tag (e.g. origin/main, "
+                                      "HEAD~1) and the current tree side by side, here, in one run, and compare those "
+                                      "(REF is checked out into a temporary git worktree). Cost and accuracy still "
+                                      "use the committed baselines.")] = None,
+    latency_budget: Annotated[Optional[float], typer.Option(
+        "--latency-budget", metavar="SECONDS", help="Seconds for the whole latency gate (default: 120 with --base, "
+                                                    "for the four built-in CPU cases on 2 cores; 4.5 per case "
+                                                    "without).")] = None,
+    allow_uncompared: Annotated[bool, typer.Option(
+        "--allow-uncompared", help="Pass even when a gate compared nothing because its baseline is not comparable "
+                                   "here (a latency baseline from another machine and no --base); says what was "
+                                   "skipped.")] = False,
 ) -> None:
     """Measure now and compare with the committed baselines; exit 1 on a regression.
 
-    Cost (FLOPs and params, exact, per module) always; latency only on the machine whose fingerprint
-    the baseline carries (otherwise "not comparable"); the motion-benchmark accuracy always (on the
-    same dataset fingerprint). Fails closed: no baseline, an unreadable or empty one (exit 2), a gate
-    that cannot run, or nothing compared at all (exit 1) never pass. Baselines are written only with
-    --accept. Progress goes to stderr, one line per model on a non-terminal (CI logs).
+    Cost (FLOPs and params, exact, per module) always; latency against the committed baseline only on
+    the machine whose fingerprint it carries, or on any machine with --base REF (REF and the current tree
+    measured side by side in interleaved rounds, each side in a process of its own); the motion-benchmark
+    accuracy always (on the same dataset fingerprint). Fails closed: no baseline, an unreadable or empty
+    one (exit 2), a gate that cannot run, a gate that compared nothing because its baseline is not
+    comparable here (unless --allow-uncompared), or nothing compared at all (exit 1) never pass. Baselines
+    are written only with --accept. Progress goes to stderr, one line per model on a non-terminal (CI logs).
     """
     from tembench.api import check
 
     with progress_lines("check") as progress:
         verdicts = check(str(baseline), [g.strip() for g in gates_.split(",") if g.strip()], accept=accept,
-                         progress=progress, patterns=patterns)
+                         progress=progress, patterns=patterns, base=base, latency_budget=latency_budget)
     _print_verdicts(verdicts, format)
-    _exit_for(verdicts)
+    _exit_for(verdicts, allow_uncompared)
 
 
 @app.command("compare")
