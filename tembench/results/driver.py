@@ -303,6 +303,8 @@ class _Sweep:
         plan = launch.share("plan", self._plan)
         unknown = [k for unit in plan["units"] for k in unit if k not in self.by_key]
         if unknown:
+            if launch.sharded:
+                _quietly(launch.end, "failed")
             raise UsageError(f"rank {launch.rank} on {launch.host}: case {unknown[0]} of rank 0's plan is not in this "
                              "rank's grid; every node needs the same tembench, registry and options")
         units, grid = plan["units"], plan["grid"]
