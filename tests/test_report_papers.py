@@ -2,15 +2,24 @@
 import difflib
 from pathlib import Path
 
+import pytest
+
 from tembench.report.formats import PAPERS_COMMAND, paper_markdown_files
 from tembench.report.plots import PLOT_NAMES
 from tembench.report.tables import build_tables
+from tembench.registry import registry
 from tembench.results.runset import RunSet
 
 PAPERS = Path(__file__).resolve().parent.parent / "results" / "papers"
 
 
 def test_results_papers_markdown_is_up_to_date():
+    """The files are generated with every optional family installed (CI installs tembench[hf]); without one,
+    its claims would read "not measured", so the comparison needs them all."""
+    absent = sorted({v.id for v in registry().variants.values() if v.missing and v.claims})
+    if absent:
+        hints = sorted({registry().get(v).install_hint for v in absent})
+        pytest.skip(f"results/papers/ includes the claims of {', '.join(absent)}, not measurable here: {'; '.join(hints)}")
     expected = paper_markdown_files(build_tables(runs=RunSet()), plots=[f"{n}.png" for n in PLOT_NAMES])
     stale = []
     for name, text in expected.items():

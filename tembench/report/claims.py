@@ -223,12 +223,15 @@ def evaluate_claim(spec: VariantSpec, claim: Claim) -> ClaimRow:
     m = measure_claim(spec, claim)
     v = judge(claim, m.value, m.fvcore, m.recount)
     breakdown = m.breakdown() if v.status == STATUS_MISMATCH and m.breakdown else ""
+    why = diagnosis(claim, v, m.value, m.fvcore, breakdown)
+    if spec.missing:  # its package is not installed: the claim stays, not measured, and says how to measure it
+        why = f"not measured here: {spec.id} needs {', '.join(spec.missing)} ({spec.install_hint})"
     conv = CONVENTIONS.get(claim.convention)
     return ClaimRow(
         variant=claim.variant, paper=claim.paper, source=claim.source, row=claim.row, metric=claim.metric,
         unit=claim.unit, claimed=claim.value, printed=claim.printed, total=claim.total, interval=v.interval, measured=m.value,
         rel_err=v.diff, status=v.status, explanation=v.explanation, supporting_value=v.supporting_value,
-        breakdown=breakdown, diagnosis=diagnosis(claim, v, m.value, m.fvcore, breakdown),
+        breakdown=breakdown, diagnosis=why,
         convention=claim.convention, convention_source=conv.source if conv else "", fvcore=m.fvcore,
         protocol=claim.protocol, input_size=claim.input_size, classes=claim.classes, dataset=claim.dataset,
         tolerance=claim.tolerance, tolerance_reason=claim.tolerance_reason, hardware=claim.hardware, note=claim.note,

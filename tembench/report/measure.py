@@ -52,7 +52,10 @@ def count_claim(spec: VariantSpec, claim: Claim, convention: str | None = None, 
 
 def measure_claim(spec: VariantSpec, claim: Claim) -> Measurement:
     """What the judge needs of a cost claim: the value under its convention, the fvcore value, a recount
-    (each other size or head counted once), and the per-module breakdown."""
+    (each other size or head counted once), and the per-module breakdown. Nothing for a variant whose
+    packages are not installed (``spec.missing``): its claims are not measured."""
+    if spec.missing:
+        return Measurement(None, None)
     value = count_claim(spec, claim)
     if value is None:
         return Measurement(None, None)
