@@ -23,9 +23,16 @@ def real_module(spec):
 def test_counting_the_module_equals_counting_the_variant(spec):
     if spec.missing:
         pytest.skip(f"{spec.id} needs {', '.join(spec.missing)}: {spec.install_hint}")
-    size = small_size(spec)
+    # a Hugging Face model's input size is part of its config, and it takes pixel_values (B, T, C, H, W)
+    size = spec.input_size if spec.extra == "hf" else small_size(spec)
     model = real_module(spec)
-    by_module = tembench.count(model, frames=spec.frames, size=size, num_classes=spec.classes)
+    example = None
+    if spec.example_input:  # the variant's own inputs, as (args, kwargs)
+        from tembench.models.factory import example_inputs
+
+        example = lambda b, t, s: example_inputs(spec, b, t, s)  # noqa: E731
+    by_module = tembench.count(model, frames=spec.frames, size=size, num_classes=spec.classes,
+                               layout=spec.layout, example_input=example)
     by_id = tembench.count(spec.id, frames=spec.frames, size=size)
     assert (by_module.macs, by_module.params) == (by_id.macs, by_id.params)
     assert by_module.by_module == by_id.by_module and by_module.all_conventions == by_id.all_conventions
