@@ -4,7 +4,8 @@
 once per side, with that side's PYTHONPATH: the current tree, or REF's temporary git worktree. It imports
 the *side's* tembench to build a case (the registry and the runtime's ``prepare``: what an older tembench
 also provides; when the side lacks one of them it answers with one line saying so) and times it with the
-loop below, the same on both sides whatever either side's timing code. Nothing in tembench imports it.
+loop below, the same on both sides whatever either side's timing code. Within tembench only
+:mod:`tembench.check` imports it, for :func:`reference_workload` (the gate's yardstick without ``--base`` too).
 
 Timing: one intra-op thread (as the latency gate always measures); samples alternate with bursts of a fixed
 reference convolution (torch only), and each sample is also kept relative to the bursts just before and

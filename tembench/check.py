@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from tembench import gates
+from tembench.ab_worker import reference_workload
 from tembench.errors import BaselineError, UsageError, one_line
 from tembench.results.schema import SCHEMA_VERSION
 from tembench.results.store import write_run
@@ -161,22 +162,9 @@ def gate_cases(patterns: list[str] | None = None) -> dict[str, int]:
 
     return {"cost": len(registry().select(patterns)), "latency": len(latency_cases(patterns)),
             "accuracy": len(motion_variants(patterns))}
+
+
 LATENCY_BUDGET_S = 4.5
-
-
-def _reference_workload():
-    """A fixed convolution (torch only, no tembench code): the yardstick for the machine's speed."""
-    import torch
-
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(4, 64, 28, 28, generator=g)
-    w = torch.randn(64, 64, 3, 3, generator=g)
-
-    def run():
-        with torch.no_grad():
-            return torch.nn.functional.conv2d(x, w, padding=1)
-
-    return run
 
 
 def latency_records(cases=None, budget_s: float = LATENCY_BUDGET_S, threads: int = 1,
@@ -201,7 +189,7 @@ def latency_records(cases=None, budget_s: float = LATENCY_BUDGET_S, threads: int
     warm = RuntimeOptions(latency=True, device="cpu", modules=False, threads=threads,
                           timing=TimingConfig(budget_s=0.2, min_run_s=0.0, min_reps=2, warmup_s=0.5))
     ref_cfg = TimingConfig(budget_s=0.3, min_run_s=0.2, min_reps=5, warmup_s=0.05, warmup_iters=2)
-    reference = _reference_workload()
+    reference = reference_workload()
     specs = [(registry().get(v), t, s) for v, t, s in cases]
     rows: dict[int, dict] = {}
     for spec, t, s in specs:

@@ -15,7 +15,7 @@ PACKAGE = ROOT / "tembench"
 LAYERS = [
     (0, ("tembench.cli", "tembench.__main__")),
     (1, ("tembench.api", "tembench")),  # the facade; `tembench/__init__.py` re-exports it
-    (2, ("tembench.report", "tembench.check", "tembench.gates")),
+    (2, ("tembench.report", "tembench.check", "tembench.ab_worker", "tembench.gates")),
     (3, ("tembench.results",)),
     # env: the fingerprint of the machine a measurement runs on (reads NVML through runtime.nvml)
     (4, ("tembench.runtime", "tembench.evaluate", "tembench.cost", "tembench.sanity", "tembench.env")),
