@@ -24,8 +24,9 @@ def test_check_without_baselines_fails_and_writes_nothing(capsys, tmp_path, monk
 
 def test_accept_writes_baselines_and_a_following_check_passes(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    code, _, _ = run_cli(capsys, "check", "--gates", "cost", "--accept", "tsn/tsn-r18")
+    code, _, err = run_cli(capsys, "check", "--gates", "cost", "--accept", "tsn/tsn-r18")
     assert code == 0 and (tmp_path / "results/baselines/cost.json").is_file()
+    assert "wrote cost.json in results/baselines/" in err  # says what it wrote
     code, out, err = run_cli(capsys, "check", "--gates", "cost", "tsn/tsn-r18")
     assert code == 0, err
     assert "No results." not in out and "cost" in out and "2 comparisons made, 0 failures" in err
