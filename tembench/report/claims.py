@@ -223,9 +223,10 @@ def evaluate_claim(spec: VariantSpec, claim: Claim) -> ClaimRow:
     m = measure_claim(spec, claim)
     v = judge(claim, m.value, m.fvcore, m.recount)
     breakdown = m.breakdown() if v.status == STATUS_MISMATCH and m.breakdown else ""
-    why = diagnosis(claim, v, m.value, m.fvcore, breakdown)
     if spec.missing:  # its package is not installed: the claim stays, not measured, and says how to measure it
         why = f"not measured here: {spec.id} needs {', '.join(spec.missing)} ({spec.install_hint})"
+    else:
+        why = diagnosis(claim, v, m.value, m.fvcore, breakdown)
     conv = CONVENTIONS.get(claim.convention)
     return ClaimRow(
         variant=claim.variant, paper=claim.paper, source=claim.source, row=claim.row, metric=claim.metric,
