@@ -156,7 +156,7 @@ def test_checkpoint_is_reported_in_the_record(capsys, runs_dir, data, tmp_path):
     (["eval", "tsn/tsn-r18", "--data", "/nonexistent/root"], "does not exist"),
     (["eval", "tsn/tsn-r18", "--data", "{ssv1}", "--protocol", "tsm-1x"], "unknown protocol 'tsm-1x'; closest: tsm-1x1"),
     (["eval", "tsn/tsn-r18", "--data", "{ssv1}", "--views", "8x5x1"], "crops must be 1"),
-    (["eval", "tsn/tsn-r18", "--data", "{ssv1}", "--checkpoint", "{junk}"], "is not a PyTorch checkpoint"),
+    (["eval", "tsn/tsn-r18", "--data", "{ssv1}", "--checkpoint", "{junk}"], "is not a readable PyTorch checkpoint"),
     (["eval", "tsn/tsn-r1", "--data", "{ssv1}"], "unknown variant"),
     (["eval", "tsn/tsn-r18", "--data", "{ssv1}", "--split", "holdout"], "splits"),
     (["metrics", "no-such-run"], "match 'no-such-run'"),

@@ -107,7 +107,7 @@ def read_checkpoint(path: str | Path, trust: bool = False) -> tuple[dict, str | 
     except pickle.UnpicklingError as e:
         objects = _pickled_objects(e)
         if objects is None:  # the unpickler met bytes that are no pickle at all
-            raise UsageError(f"checkpoint {path} is not a PyTorch checkpoint (not a torch.save file: "
+            raise UsageError(f"checkpoint {path} is not a readable PyTorch checkpoint (not a torch.save file: "
                              f"{_reason(e)})") from None
         if not trust:
             raise UsageError(f"checkpoint {path} holds pickled Python objects besides tensors ({objects}); "
@@ -126,8 +126,11 @@ def read_checkpoint(path: str | Path, trust: bool = False) -> tuple[dict, str | 
             obj = torch.jit.load(str(path), map_location="cpu").state_dict()
             trusted = True
         else:
+            # torch's zip reader says what is wrong with an archive; what the unpickler raises on bytes that
+            # are no pickle (IndexError, KeyError, EOFError, ...) depends on the bytes and says nothing more
+            detail = f": {_reason(e)}" if isinstance(e, RuntimeError) else ""
             raise UsageError(f"checkpoint {path} is not a readable PyTorch checkpoint (corrupt, truncated or "
-                             f"not a torch.save file: {type(e).__name__}: {_reason(e)})") from None
+                             f"not a torch.save file{detail})") from None
     if isinstance(obj, nn.Module):
         obj = obj.state_dict()
     container = None
