@@ -37,7 +37,6 @@ from tembench.results.store import write_run
 
 DEFAULT_BASELINE = Path("results/baselines")
 COST_FILE, LATENCY_FILE, MOTION_FILE = "cost.json", "latency.json", "motion.json"
-BASELINE_FILES = {"cost": COST_FILE, "latency": LATENCY_FILE, "accuracy": MOTION_FILE}  # gate -> its baseline file
 GATE_FILES = {"cost": COST_FILE, "latency": LATENCY_FILE, "accuracy": MOTION_FILE}
 MODULE_DEPTH = 3  # per-module diffs down to e.g. layer1.0.temporal
 

@@ -93,9 +93,9 @@ def check_cmd(
                          progress=progress, patterns=patterns, base=base, latency_budget=latency_budget)
     _print_verdicts(verdicts, format)
     if accept:
-        from tembench.check import BASELINE_FILES
+        from tembench.check import GATE_FILES
 
-        written = [BASELINE_FILES[g] for g in dict.fromkeys(v.gate for v in verdicts) if g in BASELINE_FILES]
+        written = [GATE_FILES[g] for g in dict.fromkeys(v.gate for v in verdicts) if g in GATE_FILES]
         print(f"wrote {', '.join(written) or 'no baseline'} in {baseline}/ (each read back and compared with what "
               "was just measured, above)", file=sys.stderr)
     _exit_for(verdicts, allow_uncompared)
