@@ -78,6 +78,6 @@ def test_check_cli_exit_codes(capsys, tmp_path):
             "records": [{"variant": "tsn/tsn-r18", "frames": 8, "input_size": 224, "macs": 1, "params": 1}]}
     (tmp_path / "cost.json").write_text(json.dumps(base))
     with pytest.raises(SystemExit) as e:
-        main(["check", "--gates", "cost", "--baseline", str(tmp_path), "--format", "markdown"])
+        main(["check", "tsn/tsn-r18", "--gates", "cost", "--baseline", str(tmp_path), "--format", "markdown"])
     out = capsys.readouterr().out
     assert e.value.code == 1 and "regression" in out and "tsn/tsn-r18" in out
