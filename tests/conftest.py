@@ -6,6 +6,16 @@ import torch
 torch.set_num_threads(1)
 
 
+def pytest_runtest_setup(item):
+    """Tests marked ``serial`` measure wall-clock time or kill and launch processes on a timetable: a
+    second pytest worker beside them would be the noise they must not see. The README's test command runs
+    the rest on two workers (``pytest -n 2 -m "not serial"``), then these alone (``pytest -m serial``);
+    a plain ``pytest`` runs everything in one process. In a parallel run such a test fails, saying so."""
+    if item.get_closest_marker("serial") and hasattr(item.config, "workerinput"):  # a pytest-xdist worker
+        pytest.fail('a serial test in a parallel run: add -m "not serial" to it and run these alone '
+                    "with pytest -m serial", pytrace=False)
+
+
 @pytest.fixture(autouse=True)
 def one_thread():
     """Every test runs tiny CPU forwards on one intra-op thread (oversubscription on a busy 2-core

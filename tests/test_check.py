@@ -7,6 +7,9 @@ import pytest
 from tembench import check, gates
 from tembench.cli import main
 
+# measures time, or kills and launches processes on a timetable: runs alone (see tests/conftest.py)
+pytestmark = pytest.mark.serial
+
 BASELINES = Path(__file__).resolve().parent.parent / "results" / "baselines"
 
 

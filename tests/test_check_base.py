@@ -17,6 +17,9 @@ from conftest import interrupt_on_call, run_cli
 
 from tembench import check, gates
 
+# measures time, or kills and launches processes on a timetable: runs alone (see tests/conftest.py)
+pytestmark = pytest.mark.serial
+
 ROOT = Path(__file__).resolve().parent.parent
 GIT = ("git", "-c", "user.name=tembench-test", "-c", "user.email=test@example.invalid", "-c", "commit.gpgsign=false")
 TSM = "tembench/models/temporal/tsm.py"

@@ -10,6 +10,9 @@ from conftest import run_cli
 
 from tembench import check, gates
 
+# measures time, or kills and launches processes on a timetable: runs alone (see tests/conftest.py)
+pytestmark = pytest.mark.serial
+
 BASELINES = Path(__file__).resolve().parent.parent / "results" / "baselines"
 
 

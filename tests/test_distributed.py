@@ -11,6 +11,9 @@ import torch
 from tembench.cli import main
 from tembench.data.synth import write_synthetic
 
+# measures time, or kills and launches processes on a timetable: runs alone (see tests/conftest.py)
+pytestmark = pytest.mark.serial
+
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():  # torchrun starts its workers with OMP_NUM_THREADS=1; the reference run does the same

@@ -15,6 +15,9 @@ from tembench.cost import records as cost_records
 from tembench.results.schema import check_run
 from tembench.results.store import RunWriter, load_run, this_process
 
+# measures time, or kills and launches processes on a timetable: runs alone (see tests/conftest.py)
+pytestmark = pytest.mark.serial
+
 FRAMES = [2, 3, 4, 5, 6, 7]
 LATENCY = ["tsn/tsn-r18", "tsm/tsm-r18", "--frames", ",".join(map(str, FRAMES)), "--size", "32", "--latency",
            "--budget", "0.5", "--warmup", "0"]

@@ -16,6 +16,9 @@ from conftest import run_cli
 
 from tembench.results import store
 
+# measures time, or kills and launches processes on a timetable: runs alone (see tests/conftest.py)
+pytestmark = pytest.mark.serial
+
 
 def _spawn(args, runs, **env):
     env = {**os.environ, "TEMBENCH_RUNS": str(runs), "OMP_NUM_THREADS": "1", **env}

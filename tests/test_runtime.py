@@ -18,6 +18,9 @@ from tembench.runtime.memory import cpu_peak_rss_increase, is_oom
 from tembench.runtime.modules import temporal_modules
 from tembench.runtime.scaling import fit_growth, scaling_rows
 
+# measures time, or kills and launches processes on a timetable: runs alone (see tests/conftest.py)
+pytestmark = pytest.mark.serial
+
 FAST = TimingConfig(warmup_iters=1, warmup_s=0.0, min_reps=3, budget_s=0.05)
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU; this machine has none")
 

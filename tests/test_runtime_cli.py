@@ -15,6 +15,9 @@ import torch
 from tembench.cli import main
 from tembench.results.schema import check_run
 
+# measures time, or kills and launches processes on a timetable: runs alone (see tests/conftest.py)
+pytestmark = pytest.mark.serial
+
 FAST = ["--size", "32", "--budget", "0.05", "--warmup", "0", "--threads", "1"]
 
 

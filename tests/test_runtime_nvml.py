@@ -8,6 +8,9 @@ import pytest
 from tembench.runtime import nvml
 from tembench.runtime.memory import measure_memory
 
+# measures time, or kills and launches processes on a timetable: runs alone (see tests/conftest.py)
+pytestmark = pytest.mark.serial
+
 NVML_OK, NVML_WHY = nvml.available()
 
 

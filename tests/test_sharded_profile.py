@@ -22,6 +22,9 @@ from tembench.results.schema import check_run
 from tembench.results.store import load_run
 from tembench.runtime import shard
 
+# measures time, or kills and launches processes on a timetable: runs alone (see tests/conftest.py)
+pytestmark = pytest.mark.serial
+
 COST = ["tsn", "tsm"]
 LATENCY = ["tsn/tsn-r18", "tsm/tsm-r18", "--frames", "2,4", "--size", "32", "--latency", "--budget", "1",
            "--warmup", "0"]

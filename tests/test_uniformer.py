@@ -136,6 +136,7 @@ def test_forward_two_frames_small_input(spec):
     assert torch.isfinite(logits).all()
 
 
+@pytest.mark.serial  # a wall-clock budget: runs alone (see tests/conftest.py)
 def test_counts_are_fast_enough_for_the_whole_registry():
     # Budget: a whole-registry count at 8/16/32 frames in 60 s; the largest model, uncached, well under 1 s.
     import time
