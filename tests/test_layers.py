@@ -21,7 +21,7 @@ LAYERS = [
     (4, ("tembench.runtime", "tembench.evaluate", "tembench.cost", "tembench.sanity", "tembench.env")),
     (5, ("tembench.models",)),
     (6, ("tembench.registry", "tembench.data", "tembench.grid")),
-    (7, ("tembench.errors", "tembench._version")),
+    (7, ("tembench.errors", "tembench._version", "tembench.signals")),
 ]
 NAMES = ("cli", "api", "report/check", "results", "runtime/evaluate/cost", "models", "registry/data", "errors")
 

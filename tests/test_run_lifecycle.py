@@ -21,9 +21,25 @@ pytestmark = pytest.mark.serial
 
 
 def _spawn(args, runs, **env):
-    env = {**os.environ, "TEMBENCH_RUNS": str(runs), "OMP_NUM_THREADS": "1", **env}
+    # PYTHONFAULTHANDLER: a child that does not stop is sent SIGABRT by _stopped, and prints where it was
+    env = {**os.environ, "TEMBENCH_RUNS": str(runs), "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1", **env}
     return subprocess.Popen([sys.executable, "-m", "tembench", *map(str, args)], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
+
+
+def _stopped(proc, timeout: float = 60) -> str:
+    """The child's stderr once it has exited; if it is still running after ``timeout`` s, fail with the
+    Python stack of each of its threads."""
+    try:
+        return proc.communicate(timeout=timeout)[1]
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        try:
+            err = proc.communicate(timeout=30)[1]
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            err = proc.communicate()[1]
+        raise AssertionError(f"still running {timeout:g} s after SIGTERM; where it was:\n{err[-6000:]}") from None
 
 
 def _wait_for_records(proc, runs: Path, n: int, timeout: float = 180) -> Path:
@@ -79,11 +95,59 @@ def test_sigterm_stops_a_cost_profile_and_keeps_what_it_counted(tmp_path):
     proc = _spawn(["profile", "--frames", "8,16,32"], runs)
     path = _wait_for_records(proc, runs, 3)
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
+    err = _stopped(proc)
     assert proc.returncode == 130, err
     saved = json.loads(path.read_text())
-    assert saved["status"] == "interrupted" and 3 <= len(saved["records"]) < 379
+    assert saved["status"] == "interrupted" and 3 <= len(saved["records"]) < len(saved["grid"])
     assert f"kept in {path}" in err
+
+
+SWALLOWING_MODEL = """
+import os, signal, time
+import torch
+from torch import nn
+
+
+class Swallows(nn.Module):
+    \"\"\"A network whose forward, at 16 frames, gets a SIGTERM inside code that {how}.\"\"\"
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 5)
+
+    def forward(self, x):  # (B, C, T, H, W)
+        if x.shape[2] == 16:
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                for _ in range(200):  # the handler runs in here
+                    time.sleep(0.01)
+            except BaseException{then}
+        return self.fc(x.mean(dim=(2, 3, 4)))
+
+
+def make():
+    return Swallows()
+"""
+HOW = {"swallowed": ("swallows every exception", ":\n                pass"),
+       "turned into an error": ("turns every exception into its own",
+                                " as e:\n                raise RuntimeError('my model failed') from e")}
+
+
+@pytest.mark.parametrize("how", sorted(HOW))
+def test_a_stop_that_the_measured_code_swallows_still_stops_the_sweep(tmp_path, how):
+    """SIGTERM inside a model that swallows KeyboardInterrupt (a bare except) or turns it into its own
+    error: the sweep stops after that case, which is left missing (neither a result nor a failure)."""
+    what, then = HOW[how]
+    (tmp_path / "swallowing.py").write_text(SWALLOWING_MODEL.format(how=what, then=then))
+    runs = tmp_path / "runs"
+    proc = _spawn(["profile", "swallowing:make", "--frames", "8,16,32,64"], runs, PYTHONPATH=str(tmp_path))
+    err = _stopped(proc, 120)
+    assert proc.returncode == 130, err
+    (path,) = runs.glob("*.json")
+    saved = json.loads(path.read_text())
+    assert saved["status"] == "interrupted", err
+    assert [r["frames"] for r in saved["records"]] == [8] and all(r["status"] == "ok" for r in saved["records"])
+    assert len(saved["missing"]) == 3, saved["missing"]
 
 
 def test_sigterm_stops_an_eval_and_keeps_its_logits(tmp_path):
@@ -99,7 +163,7 @@ def test_sigterm_stops_an_eval_and_keeps_its_logits(tmp_path):
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
+    err = _stopped(proc)
     assert proc.returncode == 130, err
     (run_file,) = runs.glob("*.json")
     assert json.loads(run_file.read_text())["status"] == "interrupted"

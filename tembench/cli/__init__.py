@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from contextlib import contextmanager
 
 import typer
 
@@ -30,6 +29,7 @@ from tembench.cli import report  # noqa: F401
 from tembench.cli import check  # noqa: F401  (check, compare, sanity)
 from tembench.cli.app import app, err
 from tembench.errors import TembenchError
+from tembench.signals import sigterm_as_interrupt
 
 __all__ = ["app", "main"]
 
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     configure(registries, builtin)
     try:
         # without standalone mode, typer returns the exit code of typer.Exit (130 for Ctrl-C)
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             rv = app(args=args, prog_name="tembench", standalone_mode=False)
     except typer.Exit as e:
         sys.exit(e.exit_code)
@@ -95,24 +95,6 @@ def _global_options(args: list[str]) -> tuple[list[str], list[str], bool]:
             rest.append(a)
         i += 1
     return rest, dirs, builtin
-
-
-@contextmanager
-def _sigterm_as_interrupt():
-    import signal
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread (e.g. main() called from a test's worker thread)
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from tembench.evaluate.fingerprint import dataset_fingerprint
 from tembench.evaluate.fusion import FUSIONS, fuse
 from tembench.evaluate.metrics import compute, ranking
 from tembench.runtime.memory import free_memory
+from tembench.signals import raise_if_stopped, sigterm_as_interrupt
 
 SUMMARY_KEYS = ("variant", "dataset", "split", "protocol", "views", "fusion", "weights", "videos", "evaluated",
                 "failed", "top1", "top5", "mean_class_acc", "map")
@@ -251,22 +252,26 @@ def evaluate(variant: str, data: str | Path, split: str = "val", protocol: str |
         loader = torch.utils.data.DataLoader(ViewDataset(ds.items, proto, setup.frames, mine), batch_size=1,
                                              num_workers=workers, collate_fn=collate_one)
         since_save = 0
-        for count, item in enumerate(loader, 1):
-            if item.error is not None:
-                failures[item.index] = item.error
-            else:
-                try:
-                    new[item.index] = run_model(model, item.views, max_views)
-                except Exception as e:  # noqa: BLE001 -- a video the model fails on is recorded; the run goes on
-                    failures[item.index] = f"model forward failed: {one_line(e)}"
-                    free_memory(str(next(model.parameters()).device), collect=True)
-                    continue
-                since_save += 1
-                if since_save >= save_every:
-                    save_partial()
-                    since_save = 0
-            if on_progress:
-                on_progress(count, len(mine))
+        with sigterm_as_interrupt():
+            for count, item in enumerate(loader, 1):
+                if item.error is not None:
+                    failures[item.index] = item.error
+                else:
+                    try:
+                        logits = run_model(model, item.views, max_views)
+                    except Exception as e:  # noqa: BLE001 -- a video the model fails on is recorded; the run goes on
+                        raise_if_stopped()  # unless the error is a stop (SIGTERM, Ctrl-C) the model swallowed
+                        failures[item.index] = f"model forward failed: {one_line(e)}"
+                        free_memory(str(next(model.parameters()).device), collect=True)
+                        continue
+                    raise_if_stopped()
+                    new[item.index] = logits
+                    since_save += 1
+                    if since_save >= save_every:
+                        save_partial()
+                        since_save = 0
+                if on_progress:
+                    on_progress(count, len(mine))
     except BaseException as e:
         save_partial()
         measured = len(new) + resumed

@@ -25,11 +25,9 @@ Given each case's key (``key``), a sweep also:
 """
 from __future__ import annotations
 
-import signal
 import sys
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Hashable, Iterator, Sequence
@@ -37,6 +35,7 @@ from typing import Any, Callable, Hashable, Iterator, Sequence
 from tembench.errors import ResultsWriteError, UsageError, one_line
 from tembench.results.schema import record_case_key
 from tembench.results.store import RunWriter, process_alive
+from tembench.signals import raise_if_stopped, sigterm_as_interrupt
 
 OK_STATUSES = ("ok", "oom", "skipped")  # what a sweep may end with and still exit 0
 GRACE_S = 10.0  # how long rank 0, stopped, waits for the other ranks to hand over their last records
@@ -92,23 +91,6 @@ class RunResult:
             if self.path is not None and self.run_id:
                 line += f": complete them with `tembench profile --resume {self.run_id}`"
         return line
-
-
-@contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Inside the block, SIGTERM raises KeyboardInterrupt (as Ctrl-C does), so a killed run closes cleanly."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _progress(verb: str, show: bool):
@@ -185,10 +167,16 @@ def _run_plain(kind, cases, measure, failed_record, describe, *, out, save, para
 
 
 def _measure(case, measure, failed_record) -> dict:
+    """The case's record, or its failure's. A stop (SIGTERM, Ctrl-C) that the measured code swallowed or
+    turned into another error stops the sweep here, and that case is left unmeasured (``missing``):
+    a measurement cut short is not recorded as a result or as a failure."""
     try:
-        return measure(case)
+        rec = measure(case)
     except Exception as e:  # noqa: BLE001 -- recorded; the sweep goes on
+        raise_if_stopped()
         return failed_record(case, one_line(e))
+    raise_if_stopped()
+    return rec
 
 
 def _count(result: RunResult, rec: dict) -> None:
