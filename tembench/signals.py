@@ -23,11 +23,6 @@ from typing import Iterator
 _requested = threading.Event()
 
 
-def stop_requested() -> bool:
-    """Whether a SIGTERM or Ctrl-C arrived inside the current :func:`sigterm_as_interrupt` block."""
-    return _requested.is_set()
-
-
 def raise_if_stopped() -> None:
     """Raise ``KeyboardInterrupt`` if a stop is pending (its own exception may have been swallowed)."""
     if _requested.is_set():
